@@ -1,0 +1,29 @@
+//! `cargo xtask`: the project's automation, one module per subcommand.
+
+mod crdgen;
+mod test;
+mod workspace;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "agent-sandbox-rs project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate deploy/crds/*.yaml from the Rust API types.
+    Crdgen(crdgen::Args),
+    /// Run every test: unit, property and end-to-end.
+    Test(test::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crdgen(args) => crdgen::run(&args),
+        Command::Test(args) => test::run(&args),
+    }
+}
