@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation, one module per subcommand.
 
+mod cluster;
 mod crdgen;
 mod test;
 mod workspace;
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build, start, inspect or stop the local Kubernetes control plane (docs/local-cluster.md).
+    Cluster(cluster::Args),
     /// Generate deploy/crds/*.yaml from the Rust API types.
     Crdgen(crdgen::Args),
     /// Run every test: unit, property and end-to-end.
@@ -23,6 +26,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Cluster(args) => cluster::run(&args),
         Command::Crdgen(args) => crdgen::run(&args),
         Command::Test(args) => test::run(&args),
     }

@@ -1,0 +1,86 @@
+//! The CustomResourceDefinitions: both versions of each kind merged, v1beta1 stored, conversion by webhook.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, ServiceReference,
+    WebhookClientConfig, WebhookConversion,
+};
+use serde_json::Value;
+use kube::CustomResourceExt;
+use kube::core::crd::{MergeError, merge_crds};
+
+use crate::keys::{STORAGE_VERSION, webhook};
+use crate::{v1alpha1, v1beta1};
+
+/// The four CRDs this project installs, in a stable order (Sandbox first).
+pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
+    Ok(vec![
+        merged(v1beta1::Sandbox::crd(), v1alpha1::Sandbox::crd())?,
+        merged(v1beta1::SandboxClaim::crd(), v1alpha1::SandboxClaim::crd())?,
+        merged(v1beta1::SandboxTemplate::crd(), v1alpha1::SandboxTemplate::crd())?,
+        merged(v1beta1::SandboxWarmPool::crd(), v1alpha1::SandboxWarmPool::crd())?,
+    ])
+}
+
+/// The conversion block every CRD carries: a webhook Service path, without a CA bundle (patched at run time).
+pub fn webhook_conversion() -> CustomResourceConversion {
+    CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: webhook::SERVICE_NAME.into(),
+                    namespace: webhook::SERVICE_NAMESPACE.into(),
+                    path: Some(webhook::CONVERT_PATH.into()),
+                    port: None,
+                }),
+                ..WebhookClientConfig::default()
+            }),
+            conversion_review_versions: vec!["v1".into(), "v1beta1".into()],
+        }),
+    }
+}
+
+fn merged(
+    hub: CustomResourceDefinition,
+    spoke: CustomResourceDefinition,
+) -> Result<CustomResourceDefinition, MergeError> {
+    let mut crd = merge_crds(vec![hub, spoke], STORAGE_VERSION)?;
+    crd.spec.conversion = Some(webhook_conversion());
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|validation| validation.open_api_v3_schema.as_mut())
+        {
+            tidy(schema);
+        }
+    }
+    Ok(crd)
+}
+
+/// Makes a derived schema read like a hand-written CRD and behave like upstream's on the server:
+/// no `nullable` (so a client's `null` is pruned and defaulted rather than stored) and no `default: {}`
+/// on nested objects.
+fn tidy(schema: &mut JSONSchemaProps) {
+    let Ok(mut value) = serde_json::to_value(&*schema) else {
+        return;
+    };
+    tidy_value(&mut value);
+    if let Ok(tidied) = serde_json::from_value(value) {
+        *schema = tidied;
+    }
+}
+
+fn tidy_value(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("nullable");
+            if map.get("default").is_some_and(|d| d.as_object().is_some_and(|o| o.is_empty())) {
+                map.remove("default");
+            }
+            map.values_mut().for_each(tidy_value);
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy_value),
+        _ => {}
+    }
+}

@@ -1,0 +1,70 @@
+//! SandboxWarmPool v1beta1: a set of pre-warmed Sandboxes built from one template.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::LocalObjectReference;
+use crate::extensions::SandboxWarmPoolUpdateStrategy;
+
+/// Spec of a SandboxWarmPool.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "extensions.agents.x-k8s.io",
+    version = "v1beta1",
+    kind = "SandboxWarmPool",
+    plural = "sandboxwarmpools",
+    singular = "sandboxwarmpool",
+    shortname = "swp",
+    namespaced,
+    status = "SandboxWarmPoolStatus",
+    doc = "A pool of pre-warmed Sandboxes built from one SandboxTemplate, ready to be claimed.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    derive = "PartialEq",
+    derive = "Default"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxWarmPoolSpec {
+    /// Desired number of unclaimed Sandboxes (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0), extend("default" = 1))]
+    pub replicas: Option<i32>,
+    /// The SandboxTemplate (same namespace) members are built from.
+    pub sandbox_template_ref: LocalObjectReference,
+    /// How members built from an outdated template are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<SandboxWarmPoolUpdateStrategy>,
+}
+
+/// Observed state of a SandboxWarmPool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxWarmPoolStatus {
+    /// Active (not terminating) members, Ready or not.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Active members whose Sandbox is Ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the pool's Sandboxes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub selector: String,
+    /// The `metadata.generation` last reconciled.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub observed_generation: i64,
+}
+
+impl SandboxWarmPoolSpec {
+    /// The effective desired size (unset means 1).
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
+}

@@ -1,0 +1,345 @@
+//! `cargo xtask cluster up | down | status | env | build`: a local Kubernetes control plane
+//! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok fake nodes) built from
+//! pinned Go modules and run as plain processes on 127.0.0.1. See docs/local-cluster.md.
+
+mod build;
+mod components;
+mod layout;
+mod manifests;
+mod pki;
+mod process;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use build::Binaries;
+use layout::{Layout, ports};
+
+/// Flags of `cargo xtask cluster`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Build (or reuse) the binaries and start the cluster; a healthy running cluster is reused.
+    Up {
+        /// Number of kwok fake nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+    /// Stop every component started by `up` and remove target/cluster.
+    Down,
+    /// Show each component's health; exits non-zero if any is unhealthy.
+    Status,
+    /// Print shell exports (KUBECONFIG, PATH with our kubectl) for `eval "$(cargo xtask cluster env)"`.
+    Env,
+    /// Only build (or find in the cache) the control-plane binaries.
+    Build,
+}
+
+/// Runs a `cargo xtask cluster` subcommand.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match args.command {
+        Cmd::Up { nodes } => up(nodes).map(|_| ()),
+        Cmd::Down => down(),
+        Cmd::Status => status(),
+        Cmd::Env => env(),
+        Cmd::Build => build::ensure().map(|b| println!("{}", b.bin_dir.display())),
+    }
+}
+
+/// Whether `up` started the cluster or found one running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpOutcome {
+    /// A healthy cluster was already running and is reused.
+    Reused,
+    /// This call started the cluster.
+    Started,
+}
+
+/// Starts the cluster unless a healthy one is already running.
+pub fn up(nodes: usize) -> anyhow::Result<UpOutcome> {
+    let layout = Layout::new();
+    let bins = build::ensure()?;
+    if health(&layout, &bins).iter().all(|c| c.healthy) {
+        eprintln!("[cluster] already running and healthy; reusing it");
+        print_env(&layout, &bins);
+        return Ok(UpOutcome::Reused);
+    }
+    stop_all(&layout);
+    if layout.dir.exists() {
+        std::fs::remove_dir_all(&layout.dir)
+            .with_context(|| format!("removing stale {}", layout.dir.display()))?;
+    }
+    check_ports_free()?;
+    let started = Instant::now();
+    match start(&layout, &bins, nodes) {
+        Ok(()) => {
+            eprintln!(
+                "[cluster] up in {:.1}s: {nodes} kwok nodes Ready; logs in {}",
+                started.elapsed().as_secs_f64(),
+                layout.dir.join("logs").display()
+            );
+            print_env(&layout, &bins);
+            Ok(UpOutcome::Started)
+        }
+        Err(err) => {
+            stop_all(&layout);
+            Err(err.context(format!(
+                "cluster up failed; components stopped, logs kept in {}",
+                layout.dir.join("logs").display()
+            )))
+        }
+    }
+}
+
+fn check_ports_free() -> anyhow::Result<()> {
+    let all = [
+        ("etcd client", ports::ETCD_CLIENT),
+        ("etcd peer", ports::ETCD_PEER),
+        ("kube-apiserver", ports::APISERVER),
+        ("kube-controller-manager", ports::CONTROLLER_MANAGER),
+        ("kube-scheduler", ports::SCHEDULER),
+        ("kwok", ports::KWOK),
+    ];
+    for (what, port) in all {
+        if process::port_open(port) {
+            bail!(
+                "port 127.0.0.1:{port} (for {what}) is already in use by a process this cluster did not \
+                 start; stop it (e.g. a cluster of another checkout: `cargo xtask cluster down` there)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
+    layout.create_dirs()?;
+    pki::write_all(layout)?;
+    std::fs::write(
+        layout.config_file("scheduler.yaml"),
+        components::scheduler_config(layout),
+    )?;
+    std::fs::write(layout.config_file("kwok.yaml"), manifests::kwok_stages())?;
+    std::fs::write(
+        layout.config_file("bootstrap.yaml"),
+        manifests::bootstrap(nodes),
+    )?;
+    let probes: [(&str, Duration); 5] = [
+        ("etcd", Duration::from_secs(30)),
+        ("kube-apiserver", Duration::from_secs(120)),
+        ("kube-controller-manager", Duration::from_secs(60)),
+        ("kube-scheduler", Duration::from_secs(60)),
+        ("kwok", Duration::from_secs(60)),
+    ];
+    for (component, (name, timeout)) in components::all(layout).into_iter().zip(probes) {
+        let t = Instant::now();
+        process::spawn(
+            layout,
+            component.name,
+            &components::program_path(bins, &component),
+            &component.args,
+        )?;
+        wait_healthy(layout, bins, name, timeout)?;
+        eprintln!(
+            "[cluster] {name} healthy after {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    kubectl(bins, layout)
+        .arg("apply")
+        .arg("-f")
+        .arg(layout.config_file("bootstrap.yaml"))
+        .output()
+        .context("running kubectl apply")
+        .and_then(check_output("applying the fake nodes and StorageClass"))?;
+    kubectl(bins, layout)
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "node",
+            "-l",
+            "type=kwok",
+            "--timeout=90s",
+        ])
+        .output()
+        .context("running kubectl wait")
+        .and_then(check_output("waiting for the kwok nodes to become Ready"))
+        .map_err(|e| e.context(format!("kwok log:\n{}", process::log_tail(layout, "kwok", 30))))?;
+    Ok(())
+}
+
+fn check_output(what: &str) -> impl FnOnce(std::process::Output) -> anyhow::Result<()> + '_ {
+    move |out| {
+        if out.status.success() {
+            Ok(())
+        } else {
+            bail!(
+                "{what} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }
+    }
+}
+
+/// Our kubectl, pointed at the cluster's kubeconfig.
+fn kubectl(bins: &Binaries, layout: &Layout) -> Command {
+    let mut cmd = Command::new(bins.program("kubectl"));
+    cmd.arg("--kubeconfig").arg(layout.kubeconfig());
+    cmd
+}
+
+/// Waits until a component answers its health probe, failing early (with its log) if it exits.
+fn wait_healthy(
+    layout: &Layout,
+    bins: &Binaries,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if process::running_pid(layout, name).is_none() {
+            bail!(
+                "{name} exited during startup. Last lines of {}:\n{}",
+                layout.log(name).display(),
+                process::log_tail(layout, name, 25)
+            );
+        }
+        if probe(layout, bins, name).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let why = probe(layout, bins, name)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            bail!(
+                "{name} did not become healthy within {}s ({why}). Last lines of {}:\n{}",
+                timeout.as_secs(),
+                layout.log(name).display(),
+                process::log_tail(layout, name, 25)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One health probe of a component.
+fn probe(layout: &Layout, bins: &Binaries, name: &str) -> anyhow::Result<()> {
+    match name {
+        "etcd" => {
+            let (code, body) = process::http_get(ports::ETCD_CLIENT, "/health")?;
+            if code != 200 || !body.contains("true") {
+                bail!("etcd /health answered {code}: {body}");
+            }
+        }
+        "kube-apiserver" => {
+            let out = kubectl(bins, layout)
+                .args(["get", "--raw", "/readyz"])
+                .output()?;
+            if !out.status.success() {
+                bail!("/readyz: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        "kube-controller-manager" if !process::port_open(ports::CONTROLLER_MANAGER) => {
+            bail!("not listening on {}", ports::CONTROLLER_MANAGER)
+        }
+        "kube-scheduler" if !process::port_open(ports::SCHEDULER) => {
+            bail!("not listening on {}", ports::SCHEDULER)
+        }
+        "kwok" => {
+            let (code, body) = process::http_get(ports::KWOK, "/healthz")?;
+            if code != 200 {
+                bail!("kwok /healthz answered {code}: {body}");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Health of one component as `status` reports it.
+struct Health {
+    name: &'static str,
+    pid: Option<u32>,
+    healthy: bool,
+    detail: String,
+}
+
+fn health(layout: &Layout, bins: &Binaries) -> Vec<Health> {
+    components::all(layout)
+        .into_iter()
+        .map(|c| {
+            let pid = process::running_pid(layout, c.name);
+            let (healthy, detail) = match (pid, probe(layout, bins, c.name)) {
+                (None, _) => (false, "not running".to_string()),
+                (Some(_), Ok(())) => (true, "healthy".to_string()),
+                (Some(_), Err(e)) => (false, format!("unhealthy: {e:#}")),
+            };
+            Health {
+                name: c.name,
+                pid,
+                healthy,
+                detail,
+            }
+        })
+        .collect()
+}
+
+fn status() -> anyhow::Result<()> {
+    let layout = Layout::new();
+    let bins = build::cached()?;
+    let report = health(&layout, &bins);
+    for h in &report {
+        let pid = h.pid.map_or("-".to_string(), |p| p.to_string());
+        println!("{:<26} pid {:<8} {}", h.name, pid, h.detail);
+    }
+    if report.iter().all(|h| h.healthy) {
+        let out = kubectl(&bins, &layout)
+            .args(["get", "nodes", "-o", "wide"])
+            .output()?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        Ok(())
+    } else {
+        bail!("the local cluster is not healthy; logs in {}", layout.dir.join("logs").display())
+    }
+}
+
+fn stop_all(layout: &Layout) {
+    for component in components::all(layout).iter().rev() {
+        match process::stop(layout, component.name, Duration::from_secs(10)) {
+            Ok(true) => eprintln!("[cluster] stopped {}", component.name),
+            Ok(false) => {}
+            Err(e) => eprintln!("[cluster] could not stop {}: {e:#}", component.name),
+        }
+    }
+}
+
+/// Stops every component and removes the cluster's state.
+pub fn down() -> anyhow::Result<()> {
+    let layout = Layout::new();
+    stop_all(&layout);
+    if layout.dir.exists() {
+        std::fs::remove_dir_all(&layout.dir)
+            .with_context(|| format!("removing {}", layout.dir.display()))?;
+    }
+    eprintln!("[cluster] down");
+    Ok(())
+}
+
+fn print_env(layout: &Layout, bins: &Binaries) {
+    println!("export KUBECONFIG={}", layout.kubeconfig().display());
+    println!("export AGENT_SANDBOX_KUBE_BIN={}", bins.bin_dir.display());
+    println!("export PATH=\"{}:$PATH\"", bins.bin_dir.display());
+}
+
+fn env() -> anyhow::Result<()> {
+    print_env(&Layout::new(), &build::cached()?);
+    Ok(())
+}

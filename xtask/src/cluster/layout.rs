@@ -1,0 +1,90 @@
+//! Where the local cluster keeps its files, and the loopback ports it listens on.
+
+use std::path::{Path, PathBuf};
+
+use crate::workspace;
+
+/// The Kubernetes release the control plane is built from (see tests/cluster/go.mod).
+pub const KUBE_VERSION: &str = "v1.36.3";
+
+/// Loopback ports of the components; all bind 127.0.0.1 only.
+pub mod ports {
+    /// etcd client URL.
+    pub const ETCD_CLIENT: u16 = 23790;
+    /// etcd peer URL (single member, but etcd always listens on one).
+    pub const ETCD_PEER: u16 = 23800;
+    /// kube-apiserver secure port.
+    pub const APISERVER: u16 = 26443;
+    /// kube-controller-manager secure (health/metrics) port.
+    pub const CONTROLLER_MANAGER: u16 = 20257;
+    /// kube-scheduler secure (health/metrics) port.
+    pub const SCHEDULER: u16 = 20259;
+    /// kwok health/metrics port (plain HTTP).
+    pub const KWOK: u16 = 20247;
+}
+
+/// The static bearer token of the cluster's admin user (group system:masters).
+pub const ADMIN_TOKEN: &str = "agent-sandbox-local-admin-token";
+
+/// Paths of the cluster's state under target/cluster/.
+pub struct Layout {
+    /// target/cluster/: everything `down` removes.
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    /// The layout of this workspace's cluster.
+    pub fn new() -> Self {
+        Self {
+            dir: workspace::root().join("target").join("cluster"),
+        }
+    }
+
+    /// Admin kubeconfig used by every client and component.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// Certificates, keys and the token file.
+    pub fn pki(&self) -> PathBuf {
+        self.dir.join("pki")
+    }
+
+    /// A file under pki/.
+    pub fn pki_file(&self, name: &str) -> PathBuf {
+        self.pki().join(name)
+    }
+
+    /// etcd's data directory.
+    pub fn etcd_data(&self) -> PathBuf {
+        self.dir.join("etcd-data")
+    }
+
+    /// Log file of a component.
+    pub fn log(&self, component: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{component}.log"))
+    }
+
+    /// PID file of a component.
+    pub fn pid(&self, component: &str) -> PathBuf {
+        self.dir.join("pids").join(format!("{component}.pid"))
+    }
+
+    /// Generated configuration files (scheduler config, kwok stages, bootstrap manifests).
+    pub fn config_file(&self, name: &str) -> PathBuf {
+        self.dir.join("config").join(name)
+    }
+
+    /// Creates the directories the components write to.
+    pub fn create_dirs(&self) -> anyhow::Result<()> {
+        for sub in ["pki", "logs", "pids", "config", "etcd-data"] {
+            create_dir(&self.dir.join(sub))?;
+        }
+        Ok(())
+    }
+}
+
+fn create_dir(path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+}

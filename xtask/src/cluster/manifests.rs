@@ -1,0 +1,297 @@
+//! What `cluster up` writes into the fresh cluster: kwok's stages, the fake nodes, the default StorageClass.
+
+/// Annotation a test sets on a Running pod on a fake node to end it: value `Succeeded` or `Failed`.
+pub const FINISH_ANNOTATION: &str = "agent-sandbox.test/finish";
+
+/// kwok's configuration: how fake nodes and the pods bound to them move through their lifecycle.
+///
+/// * node-up: a new fake node becomes Ready with capacity for 110 pods.
+/// * node-refresh: Ready nodes refresh their condition timestamps every ~20 s (leases are kept by kwok).
+/// * pod-run: a scheduled pod becomes Running and Ready at once, with a pod IP.
+/// * pod-finish-succeeded / pod-finish-failed: a Running pod annotated with [`FINISH_ANNOTATION`]
+///   ends with exit code 0 or 1.
+/// * pod-remove: a pod being deleted is removed (its finalizers, if any, are respected).
+pub fn kwok_stages() -> String {
+    let mut docs = vec![
+        NODE_UP.to_string(),
+        NODE_REFRESH.to_string(),
+        POD_RUN.to_string(),
+        POD_REMOVE.to_string(),
+    ];
+    for (phase, code, reason) in [("Succeeded", 0, "Completed"), ("Failed", 1, "Error")] {
+        docs.push(pod_finish(phase, code, reason));
+    }
+    docs.join("---\n")
+}
+
+const NODE_UP: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: node-up
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Node
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: DoesNotExist
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ["True"]
+  next:
+    statusTemplate: |
+      {{ $at := Now | Quote }}
+      addresses:
+      - type: InternalIP
+        address: {{ NodeIP | Quote }}
+      - type: Hostname
+        address: {{ .metadata.name | Quote }}
+      capacity:
+        cpu: "32"
+        memory: 256Gi
+        pods: "110"
+        ephemeral-storage: 1Ti
+      allocatable:
+        cpu: "32"
+        memory: 256Gi
+        pods: "110"
+        ephemeral-storage: 1Ti
+      conditions:
+      - type: Ready
+        status: "True"
+        reason: KubeletReady
+        message: fake node driven by kwok
+        lastHeartbeatTime: {{ $at }}
+        lastTransitionTime: {{ $at }}
+      - type: MemoryPressure
+        status: "False"
+        reason: KubeletHasSufficientMemory
+        lastHeartbeatTime: {{ $at }}
+        lastTransitionTime: {{ $at }}
+      - type: DiskPressure
+        status: "False"
+        reason: KubeletHasNoDiskPressure
+        lastHeartbeatTime: {{ $at }}
+        lastTransitionTime: {{ $at }}
+      - type: PIDPressure
+        status: "False"
+        reason: KubeletHasSufficientPID
+        lastHeartbeatTime: {{ $at }}
+        lastTransitionTime: {{ $at }}
+      - type: NetworkUnavailable
+        status: "False"
+        reason: RouteCreated
+        lastHeartbeatTime: {{ $at }}
+        lastTransitionTime: {{ $at }}
+      daemonEndpoints:
+        kubeletEndpoint:
+          Port: 10250
+      nodeInfo:
+        architecture: amd64
+        operatingSystem: linux
+        kubeletVersion: fake
+        kubeProxyVersion: fake
+        containerRuntimeVersion: fake
+      phase: Running
+"#;
+
+const NODE_REFRESH: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: node-refresh
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Node
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: DoesNotExist
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: In
+      values: ["True"]
+  delay:
+    durationMilliseconds: 20000
+    jitterDurationMilliseconds: 25000
+  next:
+    statusTemplate: |
+      {{ $at := Now | Quote }}
+      conditions:
+      {{ range .status.conditions }}
+      - type: {{ .type | Quote }}
+        status: {{ .status | Quote }}
+        reason: {{ .reason | Quote }}
+        lastHeartbeatTime: {{ $at }}
+        lastTransitionTime: {{ .lastTransitionTime | Quote }}
+      {{ end }}
+"#;
+
+const POD_RUN: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-run
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: DoesNotExist
+    - key: .status.phase
+      operator: In
+      values: ["Pending"]
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ["True"]
+  next:
+    statusTemplate: |
+      {{ $at := Now | Quote }}
+      phase: Running
+      startTime: {{ $at }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      conditions:
+      {{ range (list "PodReadyToStartContainers" "Initialized" "ContainersReady" "Ready") }}
+      - type: {{ . }}
+        status: "True"
+        lastTransitionTime: {{ $at }}
+      {{ end }}
+      {{ range .spec.readinessGates }}
+      - type: {{ .conditionType | Quote }}
+        status: "True"
+        lastTransitionTime: {{ $at }}
+      {{ end }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        imageID: ""
+        ready: true
+        started: true
+        restartCount: 0
+        state:
+          running:
+            startedAt: {{ $at }}
+      {{ end }}
+      initContainerStatuses:
+      {{ range .spec.initContainers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        imageID: ""
+        ready: true
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 0
+            reason: Completed
+            startedAt: {{ $at }}
+            finishedAt: {{ $at }}
+      {{ end }}
+"#;
+
+const POD_REMOVE: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-remove
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: Exists
+  next:
+    delete: true
+"#;
+
+fn pod_finish(phase: &str, exit_code: i32, reason: &str) -> String {
+    format!(
+        r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-finish-{name}
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchAnnotations:
+      {FINISH_ANNOTATION}: {phase}
+    matchExpressions:
+    - key: .metadata.deletionTimestamp
+      operator: DoesNotExist
+    - key: .status.phase
+      operator: In
+      values: ["Running"]
+  next:
+    statusTemplate: |
+      {{{{ $at := Now | Quote }}}}
+      phase: {phase}
+      conditions:
+      {{{{ range (list "ContainersReady" "Ready") }}}}
+      - type: {{{{ . }}}}
+        status: "False"
+        reason: PodCompleted
+        lastTransitionTime: {{{{ $at }}}}
+      {{{{ end }}}}
+      containerStatuses:
+      {{{{ range .spec.containers }}}}
+      - name: {{{{ .name | Quote }}}}
+        image: {{{{ .image | Quote }}}}
+        imageID: ""
+        ready: false
+        started: false
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: {exit_code}
+            reason: {reason}
+            startedAt: {{{{ $at }}}}
+            finishedAt: {{{{ $at }}}}
+      {{{{ end }}}}
+"#,
+        name = phase.to_lowercase(),
+    )
+}
+
+/// `count` fake nodes for kwok to manage, plus the default StorageClass.
+///
+/// The StorageClass uses the controller manager's host-path provisioner (test-only, enabled by
+/// `--enable-hostpath-provisioner`), so every claim of the default class is provisioned and bound
+/// by the real PV controller with `Immediate` binding.
+pub fn bootstrap(count: usize) -> String {
+    let mut docs = vec![STORAGE_CLASS.to_string()];
+    for i in 0..count {
+        docs.push(format!(
+            r#"apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-{i}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: kwok-node-{i}
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+spec: {{}}
+"#
+        ));
+    }
+    docs.join("---\n")
+}
+
+const STORAGE_CLASS: &str = r#"apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+"#;

@@ -1,0 +1,90 @@
+//! Certificates, keys, the static token file and the admin kubeconfig, made with the openssl CLI.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use super::layout::{ADMIN_TOKEN, Layout, ports};
+
+fn openssl(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("openssl").args(args).output().context(
+        "running `openssl` (needed to make the cluster's certificates; install Debian's `openssl` package)",
+    )?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn path(layout: &Layout, name: &str) -> String {
+    layout.pki_file(name).display().to_string()
+}
+
+/// Writes a CA, the apiserver's serving certificate, the service-account signing key pair,
+/// the static token file and the admin kubeconfig.
+pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
+    let p = |name: &str| path(layout, name);
+    openssl(&[
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", &p("ca.key"), "-out", &p("ca.crt"), "-days", "3650",
+        "-subj", "/CN=agent-sandbox-local-ca",
+    ])?;
+    std::fs::write(
+        layout.pki_file("serving.ext"),
+        "basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\n\
+         subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
+         DNS:kubernetes.default.svc,IP:10.96.0.1\n",
+    )
+    .context("writing serving.ext")?;
+    openssl(&[
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", &p("apiserver.key"), "-out", &p("apiserver.csr"), "-subj", "/CN=kube-apiserver",
+    ])?;
+    openssl(&[
+        "x509", "-req", "-in", &p("apiserver.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"),
+        "-CAcreateserial", "-out", &p("apiserver.crt"), "-days", "3650",
+        "-extfile", &p("serving.ext"),
+    ])?;
+    openssl(&["genrsa", "-out", &p("sa.key"), "2048"])?;
+    openssl(&["rsa", "-in", &p("sa.key"), "-pubout", "-out", &p("sa.pub")])?;
+    std::fs::write(
+        layout.pki_file("tokens.csv"),
+        format!("{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n"),
+    )
+    .context("writing tokens.csv")?;
+    std::fs::write(layout.kubeconfig(), kubeconfig(layout)).context("writing kubeconfig")?;
+    Ok(())
+}
+
+/// The admin kubeconfig: server on loopback, our CA, the static admin token.
+fn kubeconfig(layout: &Layout) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: agent-sandbox-local
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority: {ca}
+users:
+- name: admin
+  user:
+    token: {ADMIN_TOKEN}
+contexts:
+- name: agent-sandbox-local
+  context:
+    cluster: agent-sandbox-local
+    user: admin
+    namespace: default
+current-context: agent-sandbox-local
+",
+        port = ports::APISERVER,
+        ca = layout.pki_file("ca.crt").display(),
+    )
+}
