@@ -4,9 +4,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, ServiceReference,
     WebhookClientConfig, WebhookConversion,
 };
-use serde_json::Value;
 use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
+use serde_json::Value;
 
 use crate::keys::{STORAGE_VERSION, webhook};
 use crate::{v1alpha1, v1beta1};
@@ -16,8 +16,14 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
     Ok(vec![
         merged(v1beta1::Sandbox::crd(), v1alpha1::Sandbox::crd())?,
         merged(v1beta1::SandboxClaim::crd(), v1alpha1::SandboxClaim::crd())?,
-        merged(v1beta1::SandboxTemplate::crd(), v1alpha1::SandboxTemplate::crd())?,
-        merged(v1beta1::SandboxWarmPool::crd(), v1alpha1::SandboxWarmPool::crd())?,
+        merged(
+            v1beta1::SandboxTemplate::crd(),
+            v1alpha1::SandboxTemplate::crd(),
+        )?,
+        merged(
+            v1beta1::SandboxWarmPool::crd(),
+            v1alpha1::SandboxWarmPool::crd(),
+        )?,
     ])
 }
 
@@ -75,7 +81,10 @@ fn tidy_value(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.remove("nullable");
-            if map.get("default").is_some_and(|d| d.as_object().is_some_and(|o| o.is_empty())) {
+            if map
+                .get("default")
+                .is_some_and(|d| d.as_object().is_some_and(|o| o.is_empty()))
+            {
                 map.remove("default");
             }
             map.values_mut().for_each(tidy_value);

@@ -5,9 +5,9 @@ const PRIME: u32 = 0x0100_0193;
 
 /// FNV-1a (32-bit) of the UTF-8 bytes of `input`.
 pub fn fnv1a_32(input: &str) -> u32 {
-    input
-        .bytes()
-        .fold(OFFSET_BASIS, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(PRIME))
+    input.bytes().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(PRIME)
+    })
 }
 
 /// The label-safe hash of a name: exactly 8 lower-case, zero-padded hex digits.
@@ -42,7 +42,10 @@ mod tests {
         let hash = name_hash(&small);
         assert_eq!(hash.len(), 8);
         assert!(hash.starts_with('0'));
-        assert!(hash.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            hash.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
     }
 
     #[test]

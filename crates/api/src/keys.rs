@@ -91,7 +91,9 @@ pub mod webhook {
 
 /// True when `key` starts with a reserved project prefix.
 pub fn is_reserved(key: &str) -> bool {
-    RESERVED_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
+    RESERVED_PREFIXES
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
 }
 
 #[cfg(test)]

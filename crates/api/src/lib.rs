@@ -3,9 +3,11 @@
 
 pub mod common;
 pub mod conditions;
+pub mod convert;
 pub mod crd;
 pub mod extensions;
 pub mod hash;
 pub mod keys;
 pub mod v1alpha1;
 pub mod v1beta1;
+pub mod validate;

@@ -6,9 +6,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{LocalObjectReference, PodMetadata};
 use crate::extensions::{ClaimLifecycle, EnvVar, SandboxClaimStatus};
+use crate::validate;
 
 /// Spec of a v1alpha1 SandboxClaim.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    JsonSchema,
+    garde::Validate,
+)]
 #[kube(
     group = "extensions.agents.x-k8s.io",
     version = "v1alpha1",
@@ -24,22 +35,28 @@ use crate::extensions::{ClaimLifecycle, EnvVar, SandboxClaimStatus};
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
+#[garde(context(crate::validate::ValidationContext))]
 pub struct SandboxClaimSpec {
     /// The SandboxTemplate (same namespace) to build the Sandbox from.
+    #[garde(custom(validate::reference))]
     pub sandbox_template_ref: LocalObjectReference,
     /// Expiry of the claim; unset means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
     pub lifecycle: Option<ClaimLifecycle>,
     /// `none` never adopts, `default` (or empty) adopts from any matching pool, anything else names a pool.
     #[serde(default, rename = "warmpool", skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "default"))]
+    #[garde(skip)]
     pub warmpool: Option<String>,
     /// Extra labels and annotations for the Pod (allow-listed domains only).
     #[serde(default, skip_serializing_if = "PodMetadata::is_empty")]
+    #[garde(custom(validate::additional_pod_metadata))]
     pub additional_pod_metadata: PodMetadata,
     /// Literal environment variables to inject; non-empty forces a cold start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    #[garde(custom(validate::env))]
     pub env: Vec<EnvVar>,
 }
 

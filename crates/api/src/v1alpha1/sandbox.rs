@@ -5,10 +5,23 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{PersistentVolumeClaimTemplate, PodTemplate, ShutdownPolicy, conditions_schema};
+use crate::common::{
+    PersistentVolumeClaimTemplate, PodTemplate, ShutdownPolicy, conditions_schema,
+};
+use crate::validate;
 
 /// Spec of a v1alpha1 Sandbox.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    JsonSchema,
+    garde::Validate,
+)]
 #[kube(
     group = "agents.x-k8s.io",
     version = "v1alpha1",
@@ -29,26 +42,33 @@ use crate::common::{PersistentVolumeClaimTemplate, PodTemplate, ShutdownPolicy, 
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
+#[garde(context(crate::validate::ValidationContext))]
 pub struct SandboxSpec {
     /// The template of the Sandbox's Pod.
+    #[garde(custom(validate::pod_template))]
     pub pod_template: PodTemplate,
     /// PVCs created per Sandbox as `<name>-<sandbox>` and mounted as volume `<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    #[garde(custom(validate::volume_claim_templates))]
     pub volume_claim_templates: Vec<PersistentVolumeClaimTemplate>,
     /// Absolute expiry instant; unset means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
     pub shutdown_time: Option<Time>,
     /// What to do at `shutdownTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Retain"))]
+    #[garde(skip)]
     pub shutdown_policy: Option<ShutdownPolicy>,
     /// 1 runs the Sandbox, 0 suspends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1), extend("default" = 1))]
+    #[garde(skip)]
     pub replicas: Option<i32>,
     /// Headless Service: unset keeps an existing owned one, true ensures one, false removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
     pub service: Option<bool>,
 }
 
@@ -57,7 +77,11 @@ pub struct SandboxSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SandboxStatus {
     /// `<service>.<namespace>.svc.<clusterDomain>` while a Service is in use.
-    #[serde(default, rename = "serviceFQDN", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceFQDN",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub service_fqdn: String,
     /// Name of the headless Service in use.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -5,20 +5,27 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{PersistentVolumeClaimTemplate, PodTemplate, ShutdownPolicy, conditions_schema};
+use crate::common::{
+    PersistentVolumeClaimTemplate, PodTemplate, ShutdownPolicy, conditions_schema,
+};
+use crate::validate;
 
 /// What a Sandbox runs: shared by Sandbox and SandboxTemplate (inlined into both specs).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema, garde::Validate)]
 #[serde(rename_all = "camelCase")]
+#[garde(context(crate::validate::ValidationContext))]
 pub struct SandboxBlueprint {
     /// The template of the Sandbox's Pod.
+    #[garde(custom(validate::pod_template))]
     pub pod_template: PodTemplate,
     /// PVCs created per Sandbox as `<name>-<sandbox>` and mounted as volume `<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    #[garde(custom(validate::volume_claim_templates))]
     pub volume_claim_templates: Vec<PersistentVolumeClaimTemplate>,
     /// Headless Service: unset keeps an existing owned one, true ensures one, false removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
     pub service: Option<bool>,
 }
 
@@ -46,7 +53,17 @@ pub enum SandboxOperatingMode {
 }
 
 /// Spec of a Sandbox.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    JsonSchema,
+    garde::Validate,
+)]
 #[kube(
     group = "agents.x-k8s.io",
     version = "v1beta1",
@@ -57,13 +74,26 @@ pub enum SandboxOperatingMode {
     namespaced,
     status = "SandboxStatus",
     doc = "A singleton, stateful workload: one Pod with a stable name, an optional headless Service and PVCs.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
+#[garde(context(crate::validate::ValidationContext))]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "has(self.volumeClaimTemplates) == has(oldSelf.volumeClaimTemplates) && (!has(self.volumeClaimTemplates) || self.volumeClaimTemplates == oldSelf.volumeClaimTemplates)",
     "message": "volumeClaimTemplates is immutable"
@@ -71,13 +101,16 @@ pub enum SandboxOperatingMode {
 pub struct SandboxSpec {
     /// Pod template, volume claim templates and Service choice.
     #[serde(flatten)]
+    #[garde(dive)]
     pub blueprint: SandboxBlueprint,
     /// Expiry.
     #[serde(flatten)]
+    #[garde(skip)]
     pub lifecycle: Lifecycle,
     /// `Running` (default) or `Suspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Running"))]
+    #[garde(skip)]
     pub operating_mode: Option<SandboxOperatingMode>,
 }
 
@@ -86,7 +119,11 @@ pub struct SandboxSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SandboxStatus {
     /// `<service>.<namespace>.svc.<clusterDomain>` while a Service is in use.
-    #[serde(default, rename = "serviceFQDN", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceFQDN",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub service_fqdn: String,
     /// Name of the headless Service in use.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -20,7 +20,17 @@ pub enum VolumeClaimTemplatesPolicy {
 }
 
 /// Spec of a SandboxTemplate.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    JsonSchema,
+    garde::Validate,
+)]
 #[kube(
     group = "extensions.agents.x-k8s.io",
     version = "v1beta1",
@@ -34,23 +44,29 @@ pub enum VolumeClaimTemplatesPolicy {
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
+#[garde(context(crate::validate::ValidationContext))]
 pub struct SandboxTemplateSpec {
     /// Pod template, volume claim templates and Service choice of Sandboxes made from this template.
     #[serde(flatten)]
+    #[garde(dive)]
     pub blueprint: SandboxBlueprint,
     /// Ingress/egress rules of the managed NetworkPolicy; unset means the secure default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
     pub network_policy: Option<NetworkPolicySpec>,
     /// `Managed` (default) or `Unmanaged`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Managed"))]
+    #[garde(skip)]
     pub network_policy_management: Option<NetworkPolicyManagement>,
     /// Whether claims may set `env`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Disallowed"))]
+    #[garde(skip)]
     pub env_vars_injection_policy: Option<EnvVarsInjectionPolicy>,
     /// Whether claims may set `volumeClaimTemplates`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Disallowed"))]
+    #[garde(skip)]
     pub volume_claim_templates_policy: Option<VolumeClaimTemplatesPolicy>,
 }

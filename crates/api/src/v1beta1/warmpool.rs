@@ -6,9 +6,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::LocalObjectReference;
 use crate::extensions::SandboxWarmPoolUpdateStrategy;
+use crate::validate;
 
 /// Spec of a SandboxWarmPool.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    JsonSchema,
+    garde::Validate,
+)]
 #[kube(
     group = "extensions.agents.x-k8s.io",
     version = "v1beta1",
@@ -26,20 +37,28 @@ use crate::extensions::SandboxWarmPoolUpdateStrategy;
     ),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
+#[garde(context(crate::validate::ValidationContext))]
 pub struct SandboxWarmPoolSpec {
     /// Desired number of unclaimed Sandboxes (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0), extend("default" = 1))]
+    #[garde(skip)]
     pub replicas: Option<i32>,
     /// The SandboxTemplate (same namespace) members are built from.
+    #[garde(custom(validate::reference))]
     pub sandbox_template_ref: LocalObjectReference,
     /// How members built from an outdated template are replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
     pub update_strategy: Option<SandboxWarmPoolUpdateStrategy>,
 }
 
