@@ -67,7 +67,10 @@ fn check(dir: &Path, wanted: &[(String, String)]) -> anyhow::Result<()> {
         }
     }
     if !problems.is_empty() {
-        bail!("{}\nrun `cargo xtask crdgen` and commit the result", problems.join("\n"));
+        bail!(
+            "{}\nrun `cargo xtask crdgen` and commit the result",
+            problems.join("\n")
+        );
     }
     println!("deploy/crds is up to date ({} CRDs)", wanted.len());
     Ok(())

@@ -45,7 +45,7 @@ pub struct PodTemplate {
     #[schemars(transform = without_descriptions)]
     pub spec: PodSpec,
     /// Labels and annotations propagated to the Pod (reserved keys excluded).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "PodMetadata::is_empty")]
     pub metadata: PodMetadata,
 }
 

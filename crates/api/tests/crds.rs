@@ -115,7 +115,7 @@ fn v1alpha1_carries_upstreams_exact_deprecation_warnings() {
         (POOL, "SandboxWarmPool", "extensions.agents.x-k8s.io"),
     ] {
         let crd = crd_named(name);
-        let alpha = version(&crd, "v1alpha1");
+        let alpha = version(crd, "v1alpha1");
         assert_eq!(alpha["deprecated"], json!(true));
         assert_eq!(
             alpha["deprecationWarning"],
@@ -123,7 +123,7 @@ fn v1alpha1_carries_upstreams_exact_deprecation_warnings() {
                 "{group}/v1alpha1 {kind} is deprecated; use {group}/v1beta1 {kind} instead"
             ))
         );
-        assert!(version(&crd, "v1beta1").get("deprecated").is_none());
+        assert!(version(crd, "v1beta1").get("deprecated").is_none());
     }
 }
 
@@ -156,37 +156,37 @@ fn subresources_match_upstream() {
     });
     let sandbox = crd_named(SANDBOX);
     assert_eq!(
-        version(&sandbox, "v1beta1")["subresources"],
+        version(sandbox, "v1beta1")["subresources"],
         json!({"status": {}})
     );
     assert_eq!(
-        version(&sandbox, "v1alpha1")["subresources"],
+        version(sandbox, "v1alpha1")["subresources"],
         json!({"status": {}, "scale": scale})
     );
     for v in ["v1beta1", "v1alpha1"] {
         assert_eq!(
-            version(&crd_named(CLAIM), v)["subresources"],
+            version(crd_named(CLAIM), v)["subresources"],
             json!({"status": {}})
         );
         assert_eq!(
-            version(&crd_named(POOL), v)["subresources"],
+            version(crd_named(POOL), v)["subresources"],
             json!({"status": {}, "scale": scale})
         );
         assert!(
-            version(&crd_named(TEMPLATE), v)
+            version(crd_named(TEMPLATE), v)
                 .get("subresources")
                 .is_none()
         );
-        assert!(field(&crd_named(TEMPLATE), v, "spec").is_object());
+        assert!(field(crd_named(TEMPLATE), v, "spec").is_object());
         assert!(
-            version(&crd_named(TEMPLATE), v)["schema"]["openAPIV3Schema"]["properties"]["status"]
+            version(crd_named(TEMPLATE), v)["schema"]["openAPIV3Schema"]["properties"]["status"]
                 .is_null()
         );
     }
 }
 
 fn columns(crd: &str, v: &str) -> Value {
-    version(&crd_named(crd), v)
+    version(crd_named(crd), v)
         .get("additionalPrinterColumns")
         .cloned()
         .unwrap_or(json!([]))
@@ -235,7 +235,7 @@ fn printer_columns_match_upstream() {
 fn the_volume_claim_templates_immutability_rule_exists_only_in_v1beta1_sandbox() {
     let sandbox = crd_named(SANDBOX);
     assert_eq!(
-        field(&sandbox, "v1beta1", "spec")["x-kubernetes-validations"],
+        field(sandbox, "v1beta1", "spec")["x-kubernetes-validations"],
         json!([{
             "rule": "has(self.volumeClaimTemplates) == has(oldSelf.volumeClaimTemplates) && (!has(self.volumeClaimTemplates) || self.volumeClaimTemplates == oldSelf.volumeClaimTemplates)",
             "message": "volumeClaimTemplates is immutable"
@@ -249,8 +249,16 @@ fn the_volume_claim_templates_immutability_rule_exists_only_in_v1beta1_sandbox()
     );
 }
 
-/// (crd, version, field path, default, enum values)
-const DEFAULTS_AND_ENUMS: &[(&str, &str, &str, Option<&str>, &[&str])] = &[
+/// One expectation: (crd, version, field path, default as JSON text, enum values).
+type DefaultAndEnum = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static [&'static str],
+);
+
+const DEFAULTS_AND_ENUMS: &[DefaultAndEnum] = &[
     (
         SANDBOX,
         "v1beta1",
@@ -345,7 +353,7 @@ const DEFAULTS_AND_ENUMS: &[(&str, &str, &str, Option<&str>, &[&str])] = &[
 fn every_default_and_enum_matches_upstream() {
     for (crd, v, path, default, values) in DEFAULTS_AND_ENUMS {
         let crd_value = crd_named(crd);
-        let schema = field(&crd_value, v, path);
+        let schema = field(crd_value, v, path);
         let want_default: Option<Value> = default.map(|d| serde_json::from_str(d).expect("json"));
         assert_eq!(
             schema.get("default").cloned(),
@@ -365,7 +373,7 @@ fn every_default_and_enum_matches_upstream() {
 fn numeric_bounds_match_upstream() {
     let bounds = |crd: &str, v: &str, path: &str| {
         let crd = crd_named(crd);
-        let f = field(&crd, v, path);
+        let f = field(crd, v, path);
         (f["minimum"].as_f64(), f["maximum"].as_f64())
     };
     assert_eq!(
@@ -391,7 +399,7 @@ fn numeric_bounds_match_upstream() {
 #[test]
 fn required_fields_match_upstream() {
     let required =
-        |crd: &str, v: &str, path: &str| field(&crd_named(crd), v, path)["required"].clone();
+        |crd: &str, v: &str, path: &str| field(crd_named(crd), v, path)["required"].clone();
     assert_eq!(required(SANDBOX, "v1beta1", "spec"), json!(["podTemplate"]));
     assert_eq!(
         required(SANDBOX, "v1alpha1", "spec"),
@@ -429,7 +437,7 @@ fn required_fields_match_upstream() {
     for root in [SANDBOX, CLAIM, TEMPLATE, POOL] {
         for v in ["v1beta1", "v1alpha1"] {
             let crd = crd_named(root);
-            let schema = &version(&crd, v)["schema"]["openAPIV3Schema"];
+            let schema = &version(crd, v)["schema"]["openAPIV3Schema"];
             assert_eq!(schema["required"], json!(["spec"]), "{root} {v}");
         }
     }
@@ -447,7 +455,7 @@ fn lists_that_upstream_replaces_whole_are_atomic() {
         (CLAIM, "v1beta1", "spec.volumeClaimTemplates"),
     ] {
         assert_eq!(
-            field(&crd_named(crd), v, path)["x-kubernetes-list-type"],
+            field(crd_named(crd), v, path)["x-kubernetes-list-type"],
             json!("atomic"),
             "{crd} {v} {path}"
         );
@@ -457,7 +465,7 @@ fn lists_that_upstream_replaces_whole_are_atomic() {
 #[test]
 fn field_sets_match_the_specification() {
     let keys = |crd: &str, v: &str, path: &str| -> Vec<String> {
-        let mut keys: Vec<String> = field(&crd_named(crd), v, path)["properties"]
+        let mut keys: Vec<String> = field(crd_named(crd), v, path)["properties"]
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
@@ -644,7 +652,7 @@ fn field_sets_match_the_specification() {
 #[test]
 fn conditions_carry_the_metav1_limits() {
     let crd = crd_named(SANDBOX);
-    let condition = field(&crd, "v1beta1", "status.conditions.[]");
+    let condition = field(crd, "v1beta1", "status.conditions.[]");
     assert_eq!(
         condition["required"],
         json!(["lastTransitionTime", "message", "reason", "status", "type"])
@@ -663,7 +671,7 @@ fn conditions_carry_the_metav1_limits() {
         condition["properties"]["status"]["enum"],
         json!(["True", "False", "Unknown"])
     );
-    assert!(field(&crd_named(CLAIM), "v1beta1", "status.conditions.[]")["properties"]["reason"]["pattern"].is_string());
+    assert!(field(crd_named(CLAIM), "v1beta1", "status.conditions.[]")["properties"]["reason"]["pattern"].is_string());
 }
 
 #[test]

@@ -9,6 +9,8 @@ use crate::extensions::{ClaimLifecycle, EnvVar, SandboxClaimStatus};
 use crate::validate;
 
 /// Spec of a SandboxClaim.
+// Each `printcolumn(...)` repeats the same keys, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(
     CustomResource,
     Serialize,

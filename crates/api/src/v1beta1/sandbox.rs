@@ -53,6 +53,8 @@ pub enum SandboxOperatingMode {
 }
 
 /// Spec of a Sandbox.
+// Each `printcolumn(...)` repeats the same keys, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(
     CustomResource,
     Serialize,

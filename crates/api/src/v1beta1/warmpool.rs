@@ -9,6 +9,8 @@ use crate::extensions::SandboxWarmPoolUpdateStrategy;
 use crate::validate;
 
 /// Spec of a SandboxWarmPool.
+// Each `printcolumn(...)` repeats the same keys, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(
     CustomResource,
     Serialize,
