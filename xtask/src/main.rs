@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's automation, one module per subcommand.
 
+mod apiref;
 mod cluster;
 mod crdgen;
+mod demo;
 mod test;
 mod workspace;
 
@@ -18,8 +20,10 @@ struct Cli {
 enum Command {
     /// Build, start, inspect or stop the local Kubernetes control plane (docs/local-cluster.md).
     Cluster(cluster::Args),
-    /// Generate deploy/crds/*.yaml from the Rust API types.
+    /// Generate deploy/crds/*.yaml and docs/api-reference.md from the Rust API types.
     Crdgen(crdgen::Args),
+    /// Run the main job: local control plane, controller and a demo claim becoming Ready.
+    Demo,
     /// Run every test: unit, property and end-to-end.
     Test(test::Args),
 }
@@ -28,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Cluster(args) => cluster::run(&args),
         Command::Crdgen(args) => crdgen::run(&args),
+        Command::Demo => demo::run(),
         Command::Test(args) => test::run(&args),
     }
 }
