@@ -69,7 +69,7 @@ func runEtcd() int {
 }
 
 func runKubectl() int {
-	_ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
+	_, _ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
 	if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
 		kubectlutil.CheckErr(err)
 	}
@@ -77,6 +77,9 @@ func runKubectl() int {
 }
 
 func runKwok() int {
+	// Kubernetes packages register a non-bool --version on the global flag set at init; cobra would
+	// merge it into kwok's command and clash with kwok's own --version. kwok needs none of them.
+	pflag.CommandLine = pflag.NewFlagSet("kwok", pflag.ExitOnError)
 	flags := pflag.NewFlagSet("global", pflag.ContinueOnError)
 	flags.ParseErrorsAllowlist.UnknownFlags = true
 	flags.Usage = func() {}

@@ -139,13 +139,13 @@ fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
     ];
     for (component, (name, timeout)) in components::all(layout).into_iter().zip(probes) {
         let t = Instant::now();
-        process::spawn(
+        let mut child = process::spawn(
             layout,
             component.name,
             &components::program_path(bins, &component),
             &component.args,
         )?;
-        wait_healthy(layout, bins, name, timeout)?;
+        wait_healthy(layout, bins, name, &mut child, timeout)?;
         eprintln!(
             "[cluster] {name} healthy after {:.1}s",
             t.elapsed().as_secs_f64()
@@ -170,7 +170,12 @@ fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
         .output()
         .context("running kubectl wait")
         .and_then(check_output("waiting for the kwok nodes to become Ready"))
-        .map_err(|e| e.context(format!("kwok log:\n{}", process::log_tail(layout, "kwok", 30))))?;
+        .map_err(|e| {
+            e.context(format!(
+                "kwok log:\n{}",
+                process::log_tail(layout, "kwok", 30)
+            ))
+        })?;
     Ok(())
 }
 
@@ -200,13 +205,14 @@ fn wait_healthy(
     layout: &Layout,
     bins: &Binaries,
     name: &str,
+    child: &mut std::process::Child,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if process::running_pid(layout, name).is_none() {
+        if let Some(status) = child.try_wait()? {
             bail!(
-                "{name} exited during startup. Last lines of {}:\n{}",
+                "{name} exited during startup ({status}). Last lines of {}:\n{}",
                 layout.log(name).display(),
                 process::log_tail(layout, name, 25)
             );
@@ -307,7 +313,10 @@ fn status() -> anyhow::Result<()> {
         print!("{}", String::from_utf8_lossy(&out.stdout));
         Ok(())
     } else {
-        bail!("the local cluster is not healthy; logs in {}", layout.dir.join("logs").display())
+        bail!(
+            "the local cluster is not healthy; logs in {}",
+            layout.dir.join("logs").display()
+        )
     }
 }
 

@@ -47,7 +47,10 @@ fn go_module_dir() -> PathBuf {
 fn ldflags() -> String {
     let (major, minor) = ("1", "36");
     let mut flags = vec!["-s".to_string(), "-w".to_string()];
-    for pkg in ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"] {
+    for pkg in [
+        "k8s.io/component-base/version",
+        "k8s.io/client-go/pkg/version",
+    ] {
         flags.push(format!("-X {pkg}.gitVersion={KUBE_VERSION}"));
         flags.push(format!("-X {pkg}.gitMajor={major}"));
         flags.push(format!("-X {pkg}.gitMinor={minor}"));

@@ -52,7 +52,10 @@ pub fn apiserver(layout: &Layout) -> Component {
         name: "kube-apiserver",
         program: "kube-apiserver",
         args: vec![
-            arg("etcd-servers", format!("http://127.0.0.1:{}", ports::ETCD_CLIENT)),
+            arg(
+                "etcd-servers",
+                format!("http://127.0.0.1:{}", ports::ETCD_CLIENT),
+            ),
             arg("bind-address", "127.0.0.1"),
             arg("advertise-address", "127.0.0.1"),
             arg("secure-port", ports::APISERVER.to_string()),
@@ -62,7 +65,10 @@ pub fn apiserver(layout: &Layout) -> Component {
             path_arg("client-ca-file", &pki("ca.crt")),
             path_arg("token-auth-file", &pki("tokens.csv")),
             arg("authorization-mode", "RBAC"),
-            arg("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
+            arg(
+                "service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+            ),
             path_arg("service-account-key-file", &pki("sa.pub")),
             path_arg("service-account-signing-key-file", &pki("sa.key")),
             arg("service-cluster-ip-range", "10.96.0.0/16"),
@@ -92,7 +98,10 @@ pub fn controller_manager(layout: &Layout) -> Component {
             path_arg("cert-dir", &layout.dir.join("controller-manager-certs")),
             arg("leader-elect", "false"),
             arg("controllers", "*"),
-            path_arg("service-account-private-key-file", &layout.pki_file("sa.key")),
+            path_arg(
+                "service-account-private-key-file",
+                &layout.pki_file("sa.key"),
+            ),
             path_arg("root-ca-file", &layout.pki_file("ca.crt")),
             arg("enable-hostpath-provisioner", "true"),
             arg("kube-api-qps", "1000"),
@@ -145,7 +154,10 @@ pub fn kwok(layout: &Layout) -> Component {
             path_arg("kubeconfig", &layout.kubeconfig()),
             path_arg("config", &layout.config_file("kwok.yaml")),
             arg("manage-all-nodes", "false"),
-            arg("manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake"),
+            arg(
+                "manage-nodes-with-annotation-selector",
+                "kwok.x-k8s.io/node=fake",
+            ),
             arg("cidr", "10.244.0.0/16"),
             arg("node-ip", "10.0.0.1"),
             arg("node-lease-duration-seconds", "40"),

@@ -77,7 +77,7 @@ impl Layout {
 
     /// Creates the directories the components write to.
     pub fn create_dirs(&self) -> anyhow::Result<()> {
-        for sub in ["pki", "logs", "pids", "config", "etcd-data"] {
+        for sub in ["pki", "logs", "pids", "config"] {
             create_dir(&self.dir.join(sub))?;
         }
         Ok(())

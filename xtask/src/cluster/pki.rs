@@ -29,9 +29,21 @@ fn path(layout: &Layout, name: &str) -> String {
 pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
     let p = |name: &str| path(layout, name);
     openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", &p("ca.key"), "-out", &p("ca.crt"), "-days", "3650",
-        "-subj", "/CN=agent-sandbox-local-ca",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=agent-sandbox-local-ca",
     ])?;
     std::fs::write(
         layout.pki_file("serving.ext"),
@@ -43,13 +55,35 @@ pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
     )
     .context("writing serving.ext")?;
     openssl(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", &p("apiserver.key"), "-out", &p("apiserver.csr"), "-subj", "/CN=kube-apiserver",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &p("apiserver.key"),
+        "-out",
+        &p("apiserver.csr"),
+        "-subj",
+        "/CN=kube-apiserver",
     ])?;
     openssl(&[
-        "x509", "-req", "-in", &p("apiserver.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"),
-        "-CAcreateserial", "-out", &p("apiserver.crt"), "-days", "3650",
-        "-extfile", &p("serving.ext"),
+        "x509",
+        "-req",
+        "-in",
+        &p("apiserver.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &p("apiserver.crt"),
+        "-days",
+        "3650",
+        "-extfile",
+        &p("serving.ext"),
     ])?;
     openssl(&["genrsa", "-out", &p("sa.key"), "2048"])?;
     openssl(&["rsa", "-in", &p("sa.key"), "-pubout", "-out", &p("sa.pub")])?;

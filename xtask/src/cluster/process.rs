@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,7 +13,12 @@ use super::layout::Layout;
 
 /// Starts `program args...` in its own process group (so Ctrl-C of xtask does not reach it),
 /// appending its output to the component's log file and recording its PID.
-pub fn spawn(layout: &Layout, name: &str, program: &Path, args: &[String]) -> anyhow::Result<u32> {
+pub fn spawn(
+    layout: &Layout,
+    name: &str,
+    program: &Path,
+    args: &[String],
+) -> anyhow::Result<Child> {
     let log_path = layout.log(name);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -31,10 +36,9 @@ pub fn spawn(layout: &Layout, name: &str, program: &Path, args: &[String]) -> an
         .process_group(0)
         .spawn()
         .with_context(|| format!("starting {name} ({})", program.display()))?;
-    let pid = child.id();
-    std::fs::write(layout.pid(name), pid.to_string())
+    std::fs::write(layout.pid(name), child.id().to_string())
         .with_context(|| format!("writing the PID file of {name}"))?;
-    Ok(pid)
+    Ok(child)
 }
 
 /// The PID recorded for a component, if its process is still running our binary.
@@ -53,7 +57,10 @@ fn is_ours(pid: u32) -> bool {
         return false;
     };
     // Field 3 (after the parenthesised name) is the state; Z = zombie, X = dead.
-    let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next());
     if matches!(state, Some("Z" | "X") | None) {
         return false;
     }

@@ -1,0 +1,1 @@
+//! End-to-end suites; the tests live in tests/*.rs and use `agent-sandbox-testkit`.

@@ -1,0 +1,29 @@
+//! `agent-sandbox-testkit`: what every end-to-end suite of agent-sandbox-rs shares.
+//!
+//! * [`cluster`]: find (or start, via `cargo xtask cluster up`) the local control plane once per run;
+//! * [`TestEnv`]: a unique namespace per test, deleted afterwards, with component logs dumped on failure;
+//! * [`crds`]: install our CRDs from deploy/crds;
+//! * [`wait`]: watch-based waits with a timeout (never sleeps).
+
+pub mod cluster;
+pub mod crds;
+mod env;
+pub mod logs;
+pub mod wait;
+
+pub use env::TestEnv;
+
+/// Annotation that makes kwok end a Running pod: value `Succeeded` (exit 0) or `Failed` (exit 1).
+/// Must match the stages written by `cargo xtask cluster up` (xtask/src/cluster/manifests.rs).
+pub const FINISH_ANNOTATION: &str = "agent-sandbox.test/finish";
+
+/// Label put on every namespace the harness creates.
+pub const NAMESPACE_LABEL: &str = "agent-sandbox.test/e2e";
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .nth(2)
+        .map_or_else(|| here.to_path_buf(), std::path::Path::to_path_buf)
+}
