@@ -1,15 +1,13 @@
 //! Smoke tests of the local control plane itself: scheduling onto kwok nodes, pod lifecycle stages,
 //! garbage collection, storage, service-account tokens.
 
-use std::time::Duration;
-
 use agent_sandbox_testkit::wait::{DEFAULT_TIMEOUT, wait_deleted, wait_for_object};
 use agent_sandbox_testkit::{FINISH_ANNOTATION, TestEnv};
 use anyhow::{Context, ensure};
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 fn pod(name: &str) -> anyhow::Result<Pod> {
@@ -204,27 +202,29 @@ async fn a_service_account_token_can_be_minted_and_used() -> anyhow::Result<()> 
             serde_json::from_value(json!({ "metadata": { "name": "robot" } }))?;
         sas.create(&PostParams::default(), &sa).await?;
         let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: vec![],
+            spec: Some(TokenRequestSpec {
                 expiration_seconds: Some(600),
                 ..TokenRequestSpec::default()
-            },
+            }),
             ..TokenRequest::default()
         };
         let minted = sas
             .create_token_request("robot", &PostParams::default(), &request)
             .await?;
-        let token = minted.status.context("TokenRequest has no status")?.token;
-        ensure!(!token.is_empty(), "empty token");
+        let token = minted
+            .status
+            .and_then(|s| s.token)
+            .filter(|t| !t.is_empty())
+            .context("TokenRequest returned no token")?;
 
         // A client that authenticates with the minted token only.
-        let mut config = Config::infer_with_kubeconfig(&env).await?;
+        let mut config = agent_sandbox_testkit::cluster::config().await?;
         config.auth_info = kube::config::AuthInfo {
             token: Some(token.into()),
             ..kube::config::AuthInfo::default()
         };
         let robot = Client::try_from(config)?;
-        let review: SelfSubjectReview = robot
+        let review = Api::<SelfSubjectReview>::all(robot)
             .create(&PostParams::default(), &SelfSubjectReview::default())
             .await
             .context("calling the API with the minted token")?;
@@ -237,7 +237,6 @@ async fn a_service_account_token_can_be_minted_and_used() -> anyhow::Result<()> 
             user.as_deref() == Some(expected.as_str()),
             "authenticated as {user:?}, expected {expected}"
         );
-        let _ = Duration::ZERO;
         Ok(())
     })
     .await

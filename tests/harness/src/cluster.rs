@@ -41,14 +41,24 @@ pub async fn client() -> anyhow::Result<Client> {
     client_for(path).await
 }
 
+/// The client configuration of the shared cluster (admin), e.g. to derive one with other credentials.
+pub async fn config() -> anyhow::Result<Config> {
+    let path = READY.get_or_try_init(ensure_running).await?;
+    config_for(path).await
+}
+
 async fn client_for(path: &PathBuf) -> anyhow::Result<Client> {
+    Client::try_from(config_for(path).await?).context("building a Kubernetes client")
+}
+
+async fn config_for(path: &PathBuf) -> anyhow::Result<Config> {
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading kubeconfig {}", path.display()))?;
     config.read_timeout = Some(Duration::from_secs(300));
-    Client::try_from(config).context("building a Kubernetes client")
+    Ok(config)
 }
 
 async fn answers(path: &PathBuf) -> bool {
