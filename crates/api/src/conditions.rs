@@ -42,6 +42,8 @@ pub mod sandbox {
     pub const POD_STATE_UNKNOWN: &str = "PodStateUnknown";
     /// Defined for compatibility; never written.
     pub const POD_NOT_TERMINATED: &str = "PodNotTerminated";
+    /// PodScheduled=True mirrored from a Pod that reported no reason.
+    pub const POD_SCHEDULED: &str = "PodScheduled";
     /// PodScheduled=Unknown: the Pod has not reported scheduling, or its state is unknown.
     pub const POD_SCHEDULING_UNKNOWN: &str = "PodSchedulingUnknown";
 }

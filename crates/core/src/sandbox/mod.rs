@@ -1,0 +1,26 @@
+//! The Sandbox decision: one Pod, an optional headless Service and PVCs per Sandbox.
+
+mod conditions;
+mod decide;
+mod expiry;
+mod plan;
+mod pod;
+mod pvc;
+mod service;
+mod status;
+
+use agent_sandbox_api::v1beta1::Sandbox;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+pub use decide::{Plan, plan};
+pub use plan::{Action, Config, Event, EventType, Failure, Observed, Outcome, Target};
+pub use pod::normalise_created_by;
+pub use pvc::pvc_name;
+
+/// Field manager of every object the Sandbox controller creates.
+pub const FIELD_MANAGER: &str = "sandbox-controller";
+
+/// The controller reference children carry to their Sandbox.
+fn owner_reference(sandbox: &Sandbox) -> OwnerReference {
+    crate::ownership::controller_reference("agents.x-k8s.io/v1beta1", "Sandbox", &sandbox.metadata)
+}

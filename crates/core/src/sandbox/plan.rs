@@ -1,0 +1,175 @@
+//! The data a Sandbox pass reads and the plan it returns.
+
+use std::time::Duration;
+
+use agent_sandbox_api::v1beta1::Sandbox;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use serde_json::Value;
+
+/// Settings of the Sandbox controller that change its decisions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Cluster DNS domain used in `status.serviceFQDN`.
+    pub cluster_domain: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// What the adapter observed for one Sandbox (from its caches). A lookup error is kept as text: the
+/// decision reports it in conditions instead of guessing.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The Sandbox (v1beta1).
+    pub sandbox: &'a Sandbox,
+    /// Pods in the Sandbox's namespace labelled with its name hash, plus the Pod named by the tracked pod
+    /// name (annotation `agents.x-k8s.io/pod-name`, else the Sandbox name) if it exists.
+    pub pods: Result<Vec<Pod>, String>,
+    /// The Service named like the Sandbox, if any.
+    pub service: Result<Option<Service>, String>,
+    /// The PVCs named `<template>-<sandbox>` for the Sandbox's volume claim templates that exist.
+    pub pvcs: Result<Vec<PersistentVolumeClaim>, String>,
+}
+
+/// Which child an action touches: decides how a failure is reported in conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A PersistentVolumeClaim.
+    Pvc,
+    /// The Pod.
+    Pod,
+    /// The Service.
+    Service,
+    /// The Sandbox itself.
+    Sandbox,
+}
+
+/// One write to perform, in order, in the Sandbox's namespace.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create this PVC.
+    CreatePvc(PersistentVolumeClaim),
+    /// JSON-merge-patch the PVC `name` whose UID must still be `uid`.
+    PatchPvc {
+        /// PVC name.
+        name: String,
+        /// UID precondition.
+        uid: String,
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Create this Pod (field manager `sandbox-controller`).
+    CreatePod(Pod),
+    /// JSON-merge-patch the metadata of Pod `name` whose UID must still be `uid`.
+    PatchPod {
+        /// Pod name.
+        name: String,
+        /// UID precondition.
+        uid: String,
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Delete Pod `name` if its UID is still `uid` (NotFound counts as done).
+    DeletePod {
+        /// Pod name.
+        name: String,
+        /// UID precondition.
+        uid: String,
+    },
+    /// Create this Service (field manager `sandbox-controller`).
+    CreateService(Service),
+    /// Replace a Service (adoption); guarded by the `resourceVersion` it carries.
+    ReplaceService(Service),
+    /// JSON-merge-patch Service `name` whose UID must still be `uid`.
+    PatchService {
+        /// Service name.
+        name: String,
+        /// UID precondition.
+        uid: String,
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Delete Service `name` if its UID is still `uid` (NotFound counts as done).
+    DeleteService {
+        /// Service name.
+        name: String,
+        /// UID precondition.
+        uid: String,
+    },
+    /// JSON-merge-patch the Sandbox's own metadata (the pod-name annotation).
+    PatchSandbox {
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Delete the Sandbox if its UID is still `uid` (NotFound counts as done).
+    DeleteSandbox {
+        /// UID precondition.
+        uid: String,
+    },
+}
+
+impl Action {
+    /// The child this action touches.
+    pub fn target(&self) -> Target {
+        match self {
+            Action::CreatePvc(_) | Action::PatchPvc { .. } => Target::Pvc,
+            Action::CreatePod(_) | Action::PatchPod { .. } | Action::DeletePod { .. } => {
+                Target::Pod
+            }
+            Action::CreateService(_)
+            | Action::ReplaceService(_)
+            | Action::PatchService { .. }
+            | Action::DeleteService { .. } => Target::Service,
+            Action::PatchSandbox { .. } | Action::DeleteSandbox { .. } => Target::Sandbox,
+        }
+    }
+}
+
+/// An action that failed, by its index in [`Plan::actions`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Index of the failed action.
+    pub index: usize,
+    /// The error text (shown in the Ready condition).
+    pub message: String,
+}
+
+/// Severity of a Kubernetes Event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Routine.
+    Normal,
+    /// Needs attention.
+    Warning,
+}
+
+/// A Kubernetes Event to publish about the Sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// Machine-readable reason.
+    pub reason: &'static str,
+    /// What the controller was doing.
+    pub action: &'static str,
+    /// Human-readable note.
+    pub note: String,
+}
+
+/// The end of a pass: what to write and when to come back.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// JSON merge patch for the `status` subresource (`{"status": {...}}`); `None` when nothing changed.
+    pub status_patch: Option<Value>,
+    /// Events to publish.
+    pub events: Vec<Event>,
+    /// Look again after this long even without a watch event.
+    pub requeue_after: Option<Duration>,
+    /// The pass failed: retry with backoff. The status patch is still written first.
+    pub error: Option<String>,
+}

@@ -1,0 +1,61 @@
+//! Which status to write, and the merge patch that writes it.
+
+use agent_sandbox_api::conditions::types;
+use agent_sandbox_api::v1beta1::SandboxStatus;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Map, Value, json};
+
+use super::decide::expired_condition;
+use crate::conditions as condition_list;
+
+/// The status of an expired, retained Sandbox: its conditions only, with Ready=False/SandboxExpired.
+pub fn expired_status(
+    old: &SandboxStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> SandboxStatus {
+    let mut status = SandboxStatus {
+        conditions: old.conditions.clone(),
+        ..SandboxStatus::default()
+    };
+    condition_list::set(&mut status.conditions, expired_condition(), generation, now);
+    status
+}
+
+fn is_ready(status: &SandboxStatus) -> bool {
+    condition_list::find(&status.conditions, types::READY).is_some_and(|c| c.status == "True")
+}
+
+/// The `{"status": ...}` merge patch from `old` to `new`, or `None` when there is nothing worth writing.
+/// A change of `nodeName` alone waits for the next real change unless the Sandbox is Ready.
+pub fn patch_if_changed(old: &SandboxStatus, new: &SandboxStatus) -> Option<Value> {
+    if old == new {
+        return None;
+    }
+    let only_node = SandboxStatus {
+        node_name: old.node_name.clone(),
+        ..new.clone()
+    } == *old;
+    if only_node && !is_ready(new) {
+        return None;
+    }
+    let before = serde_json::to_value(old).ok()?;
+    let after = serde_json::to_value(new).ok()?;
+    let (Value::Object(before), Value::Object(mut after)) = (before, after) else {
+        return None;
+    };
+    let mut patch = Map::new();
+    for (key, value) in &before {
+        match after.remove(key) {
+            None => {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Some(now) if now != *value => {
+                patch.insert(key.clone(), now);
+            }
+            Some(_) => {}
+        }
+    }
+    patch.extend(after);
+    Some(json!({ "status": patch }))
+}
