@@ -342,6 +342,33 @@ pub fn down() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The admin kubeconfig of the local cluster (target/cluster/kubeconfig).
+pub fn kubeconfig_path() -> std::path::PathBuf {
+    Layout::new().kubeconfig()
+}
+
+/// Copies the component logs to target/cluster-failure-logs/ so that `down` does not lose them.
+pub fn keep_logs_of_failure() {
+    let layout = Layout::new();
+    let from = layout.dir.join("logs");
+    let to = layout.dir.with_file_name("cluster-failure-logs");
+    let _ = std::fs::remove_dir_all(&to);
+    let copied = std::fs::create_dir_all(&to).and_then(|()| {
+        for entry in std::fs::read_dir(&from)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+        Ok(())
+    });
+    match copied {
+        Ok(()) => eprintln!("[cluster] component logs kept in {}", to.display()),
+        Err(e) => eprintln!(
+            "[cluster] could not keep the logs of {}: {e}",
+            from.display()
+        ),
+    }
+}
+
 fn print_env(layout: &Layout, bins: &Binaries) {
     println!("export KUBECONFIG={}", layout.kubeconfig().display());
     println!("export AGENT_SANDBOX_KUBE_BIN={}", bins.bin_dir.display());
