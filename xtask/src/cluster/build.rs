@@ -162,7 +162,7 @@ fn build(output: &Path) -> anyhow::Result<()> {
     let mut child = Command::new(&go)
         .current_dir(go_module_dir())
         .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=readonly")
+        .env("GOFLAGS", "-mod=readonly -buildvcs=false")
         .env("CGO_ENABLED", "0")
         .args(["build", "-v", "-trimpath", "-ldflags", &ldflags(), "-o"])
         .arg(&tmp)

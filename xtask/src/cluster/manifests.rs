@@ -295,3 +295,76 @@ provisioner: kubernetes.io/host-path
 reclaimPolicy: Delete
 volumeBindingMode: Immediate
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(text: &str) -> Vec<serde_yaml::Value> {
+        text.split("---\n")
+            .map(|doc| serde_yaml::from_str(doc).expect("valid YAML"))
+            .collect()
+    }
+
+    #[test]
+    fn kwok_stages_are_valid_yaml_with_unique_names() {
+        let stages = docs(&kwok_stages());
+        let mut names: Vec<&str> = stages
+            .iter()
+            .map(|s| s["metadata"]["name"].as_str().expect("name"))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "node-refresh",
+                "node-up",
+                "pod-finish-failed",
+                "pod-finish-succeeded",
+                "pod-remove",
+                "pod-run"
+            ]
+        );
+        for stage in &stages {
+            assert_eq!(stage["kind"], "Stage");
+        }
+    }
+
+    #[test]
+    fn finish_stages_match_the_annotation_and_set_the_exit_code() {
+        let stages = docs(&kwok_stages());
+        let failed = stages
+            .iter()
+            .find(|s| s["metadata"]["name"] == "pod-finish-failed")
+            .expect("pod-finish-failed");
+        assert_eq!(
+            failed["spec"]["selector"]["matchAnnotations"][FINISH_ANNOTATION],
+            "Failed"
+        );
+        let template = failed["spec"]["next"]["statusTemplate"]
+            .as_str()
+            .expect("template");
+        assert!(template.contains("phase: Failed"));
+        assert!(template.contains("exitCode: 1"));
+    }
+
+    #[test]
+    fn bootstrap_has_the_default_class_and_the_requested_nodes() {
+        let docs = docs(&bootstrap(4));
+        let nodes: Vec<_> = docs.iter().filter(|d| d["kind"] == "Node").collect();
+        assert_eq!(nodes.len(), 4);
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake")
+        );
+        let class = docs
+            .iter()
+            .find(|d| d["kind"] == "StorageClass")
+            .expect("StorageClass");
+        assert_eq!(
+            class["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+            "true"
+        );
+    }
+}
