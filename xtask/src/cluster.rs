@@ -65,6 +65,7 @@ pub enum UpOutcome {
 /// Starts the cluster unless a healthy one is already running.
 pub fn up(nodes: usize) -> anyhow::Result<UpOutcome> {
     let layout = Layout::new();
+    let _lock = lock(&layout)?;
     let bins = build::ensure()?;
     if health(&layout, &bins).iter().all(|c| c.healthy) {
         eprintln!("[cluster] already running and healthy; reusing it");
@@ -96,6 +97,22 @@ pub fn up(nodes: usize) -> anyhow::Result<UpOutcome> {
             )))
         }
     }
+}
+
+/// Serialises `up` and `down` of one checkout (e.g. two test runs at once); released on drop.
+fn lock(layout: &Layout) -> anyhow::Result<std::fs::File> {
+    let path = layout.dir.with_file_name("cluster.lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    if file.try_lock().is_err() {
+        eprintln!("[cluster] waiting for another `cargo xtask cluster` of this checkout ...");
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(file)
 }
 
 fn check_ports_free() -> anyhow::Result<()> {
@@ -333,6 +350,7 @@ fn stop_all(layout: &Layout) {
 /// Stops every component and removes the cluster's state.
 pub fn down() -> anyhow::Result<()> {
     let layout = Layout::new();
+    let _lock = lock(&layout)?;
     stop_all(&layout);
     if layout.dir.exists() {
         std::fs::remove_dir_all(&layout.dir)
