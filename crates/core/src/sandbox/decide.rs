@@ -263,8 +263,10 @@ fn finish_active(mut active: Active, described: Vec<(Target, &Action, String)>) 
         }
     }
     // The multiple-Pods state is steady and watch-driven: it is reported, not retried.
-    let errors: Vec<String> = active
+    let pod_error = active
         .pod_error
+        .filter(|e| Some(e) != active.multiple_pods.as_ref());
+    let errors: Vec<String> = pod_error
         .iter()
         .chain(&active.other_errors)
         .cloned()

@@ -24,3 +24,6 @@ pub const FIELD_MANAGER: &str = "sandbox-controller";
 fn owner_reference(sandbox: &Sandbox) -> OwnerReference {
     crate::ownership::controller_reference("agents.x-k8s.io/v1beta1", "Sandbox", &sandbox.metadata)
 }
+
+#[cfg(test)]
+mod tests;

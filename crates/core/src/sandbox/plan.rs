@@ -50,6 +50,8 @@ pub enum Target {
 }
 
 /// One write to perform, in order, in the Sandbox's namespace.
+// A plan holds a handful of actions, so the size of the object-carrying variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Create this PVC.
