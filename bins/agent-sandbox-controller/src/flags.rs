@@ -1,0 +1,358 @@
+//! Command-line flags (upstream's names and defaults where they apply) and their validation.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use agent_sandbox_kube::{LeaderElection, Settings};
+use anyhow::{Context as _, bail};
+use clap::{ArgAction, Parser, ValueEnum};
+use garde::Validate;
+
+/// Where the in-cluster namespace of the controller's Pod is mounted.
+const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The Agent Sandbox controller.
+#[derive(Debug, Parser, Validate)]
+#[command(name = "agent-sandbox-controller", disable_version_flag = true)]
+pub struct Flags {
+    /// Print the version and exit.
+    #[arg(long)]
+    #[garde(skip)]
+    pub version: bool,
+
+    /// Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
+    #[arg(long)]
+    #[garde(skip)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Address of the metrics endpoint (`/metrics`); `:PORT` listens on all interfaces, port 0 picks a
+    /// free port (the bound address is logged).
+    #[arg(long, default_value = ":8080")]
+    #[garde(custom(bind_address))]
+    pub metrics_bind_address: String,
+
+    /// Address of the `/healthz` and `/readyz` probes; same forms as --metrics-bind-address.
+    #[arg(long, default_value = ":8081")]
+    #[garde(custom(bind_address))]
+    pub health_probe_bind_address: String,
+
+    /// Elect a leader through a Lease so only one replica acts (`--leader-elect=false` to disable).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader election Lease; empty: the namespace the Pod runs in.
+    #[arg(long, default_value = "")]
+    #[garde(custom(optional_dns_label))]
+    pub leader_election_namespace: String,
+
+    /// Name of the leader election Lease.
+    #[arg(long, default_value = "agent-sandbox-controller")]
+    #[garde(custom(dns_subdomain))]
+    pub leader_election_id: String,
+
+    /// Enable the SandboxClaim, SandboxTemplate and SandboxWarmPool controllers (not in this build yet:
+    /// accepted and reported).
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub extensions: bool,
+
+    /// Cluster DNS domain used in `status.serviceFQDN`.
+    #[arg(long, default_value = "cluster.local")]
+    #[garde(custom(dns_subdomain))]
+    pub cluster_domain: String,
+
+    /// Client-side API request rate; negative: unlimited. Accepted for compatibility (not applied).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    #[garde(custom(finite))]
+    pub kube_api_qps: f32,
+
+    /// Client-side API burst; must be > 0. Accepted for compatibility (not applied).
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
+    #[garde(range(min = 1))]
+    pub kube_api_burst: i64,
+
+    /// Maximum concurrent Sandbox reconciles.
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    #[garde(range(min = 1, max = 65535))]
+    pub sandbox_concurrent_workers: i64,
+
+    /// Watch only Pods and Services carrying the `agents.x-k8s.io/sandbox-name-hash` label (unlabelled
+    /// objects meant for adoption are then invisible until labelled).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub cache_label_selectors: bool,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[garde(skip)]
+    pub log_format: LogFormat,
+}
+
+/// Parses `:PORT`, `HOST:PORT` or `[V6]:PORT`.
+pub fn parse_bind_address(value: &str) -> Option<SocketAddr> {
+    if let Some(port) = value.strip_prefix(':') {
+        return port
+            .parse()
+            .ok()
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    value.parse().ok()
+}
+
+fn bind_address(value: &str, _: &()) -> garde::Result {
+    match parse_bind_address(value) {
+        Some(_) => Ok(()),
+        None => Err(garde::Error::new(format!(
+            "{value:?} is not an address: use :PORT, IP:PORT or [IPv6]:PORT"
+        ))),
+    }
+}
+
+fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}
+
+fn dns_subdomain(value: &str, _: &()) -> garde::Result {
+    if value.len() <= 253 && value.split('.').all(is_dns_label) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!(
+            "{value:?} is not a DNS subdomain (lower-case alphanumerics, '-' and '.')"
+        )))
+    }
+}
+
+fn optional_dns_label(value: &str, _: &()) -> garde::Result {
+    if value.is_empty() || is_dns_label(value) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!(
+            "{value:?} is not a namespace name"
+        )))
+    }
+}
+
+fn finite(value: &f32, _: &()) -> garde::Result {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(garde::Error::new("must be a finite number"))
+    }
+}
+
+/// This replica's identity: the Pod name (or host name) plus a per-process suffix.
+fn identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "agent-sandbox-controller".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{host}_{}{nanos:08x}", std::process::id())
+}
+
+fn leader_election_namespace(flag: &str) -> anyhow::Result<String> {
+    if !flag.is_empty() {
+        return Ok(flag.to_owned());
+    }
+    if let Ok(namespace) = std::env::var("POD_NAMESPACE")
+        && !namespace.is_empty()
+    {
+        return Ok(namespace);
+    }
+    match std::fs::read_to_string(NAMESPACE_FILE) {
+        Ok(namespace) if !namespace.trim().is_empty() => Ok(namespace.trim().to_owned()),
+        _ => bail!(
+            "--leader-election-namespace is required when not running in a cluster (or pass --leader-elect=false)"
+        ),
+    }
+}
+
+impl Flags {
+    /// Validates the flags and turns them into the adapter's settings.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        self.validate()
+            .map_err(|report| anyhow::anyhow!("invalid flags:\n{report}"))?;
+        let address = |value: &str, flag: &str| {
+            parse_bind_address(value).with_context(|| format!("invalid --{flag} {value:?}"))
+        };
+        let leader_election = if self.leader_elect {
+            Some(LeaderElection {
+                namespace: leader_election_namespace(&self.leader_election_namespace)?,
+                lease_name: self.leader_election_id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(Settings {
+            cluster_domain: self.cluster_domain.clone(),
+            concurrent_workers: u16::try_from(self.sandbox_concurrent_workers)
+                .context("--sandbox-concurrent-workers is out of range")?,
+            scoped_child_caches: self.cache_label_selectors,
+            metrics_address: address(&self.metrics_bind_address, "metrics-bind-address")?,
+            health_address: address(&self.health_probe_bind_address, "health-probe-bind-address")?,
+            leader_election,
+            identity: identity(),
+        })
+    }
+
+    /// Settings that are valid but probably not meant (upstream warns on the same).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.sandbox_concurrent_workers > 1000 {
+            warnings.push(format!(
+                "--sandbox-concurrent-workers={} is above 1000",
+                self.sandbox_concurrent_workers
+            ));
+        }
+        if self.kube_api_qps > 0.0 && self.sandbox_concurrent_workers > self.kube_api_burst {
+            warnings.push(format!(
+                "--sandbox-concurrent-workers={} exceeds --kube-api-burst={}",
+                self.sandbox_concurrent_workers, self.kube_api_burst
+            ));
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Flags {
+        let mut argv = vec!["agent-sandbox-controller"];
+        argv.extend_from_slice(args);
+        match Flags::try_parse_from(argv) {
+            Ok(flags) => flags,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    #[test]
+    fn defaults_mirror_upstream() {
+        let flags = parse(&["--leader-election-namespace", "ns"]);
+        assert_eq!(flags.metrics_bind_address, ":8080");
+        assert_eq!(flags.health_probe_bind_address, ":8081");
+        assert!(flags.leader_elect);
+        assert!(!flags.extensions);
+        assert_eq!(flags.cluster_domain, "cluster.local");
+        assert_eq!(flags.kube_api_qps, -1.0);
+        assert_eq!(flags.kube_api_burst, 10);
+        assert_eq!(flags.sandbox_concurrent_workers, 100);
+        let settings = flags.settings().map_err(|e| e.to_string());
+        let settings = settings
+            .as_ref()
+            .map(|s| (s.metrics_address, s.concurrent_workers));
+        assert_eq!(
+            settings,
+            Ok((
+                "0.0.0.0:8080"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0; 4], 1))),
+                100
+            ))
+        );
+    }
+
+    #[test]
+    fn leader_election_can_be_switched_off_and_ports_picked_freely() {
+        let flags = parse(&[
+            "--leader-elect=false",
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--health-probe-bind-address=[::1]:0",
+        ]);
+        let settings = flags.settings().map_err(|e| e.to_string());
+        assert!(
+            settings.as_ref().is_ok_and(|s| s.leader_election.is_none()),
+            "{settings:?}"
+        );
+        assert!(settings.is_ok_and(|s| s.health_address.port() == 0 && s.health_address.is_ipv6()));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_flag_named() {
+        for (args, needle) in [
+            (
+                vec!["--sandbox-concurrent-workers", "0"],
+                "sandbox_concurrent_workers",
+            ),
+            (vec!["--kube-api-burst", "-1"], "kube_api_burst"),
+            (
+                vec!["--metrics-bind-address", "nonsense"],
+                "metrics_bind_address",
+            ),
+            (vec!["--cluster-domain", "Not_A_Domain"], "cluster_domain"),
+            (
+                vec!["--leader-election-namespace", "UPPER"],
+                "leader_election_namespace",
+            ),
+        ] {
+            let mut all = vec!["--leader-elect=false"];
+            all.extend(args.iter().copied());
+            let error = parse(&all)
+                .settings()
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            assert!(
+                error.as_ref().is_err_and(|e| e.contains(needle)),
+                "{args:?}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_flags_and_malformed_numbers_fail_parsing() {
+        let argv = ["agent-sandbox-controller", "--no-such-flag"];
+        assert!(Flags::try_parse_from(argv).is_err());
+        let argv = ["agent-sandbox-controller", "--kube-api-burst", "ten"];
+        assert!(Flags::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn bind_addresses_accept_upstream_forms() {
+        assert_eq!(
+            parse_bind_address(":9090"),
+            Some(SocketAddr::from(([0, 0, 0, 0], 9090)))
+        );
+        assert_eq!(
+            parse_bind_address("127.0.0.1:0"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 0)))
+        );
+        assert_eq!(parse_bind_address("localhost"), None);
+    }
+
+    #[test]
+    fn warnings_match_upstream_thresholds() {
+        let flags = parse(&[
+            "--leader-elect=false",
+            "--sandbox-concurrent-workers=2000",
+            "--kube-api-qps=5",
+        ]);
+        assert_eq!(flags.warnings().len(), 2);
+    }
+}

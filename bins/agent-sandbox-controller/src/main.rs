@@ -1,0 +1,76 @@
+//! The Agent Sandbox controller: parses flags, validates them, and runs the Kubernetes adapter.
+
+mod flags;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::flags::{Flags, LogFormat};
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn client(flags: &Flags) -> anyhow::Result<kube::Client> {
+    let config = match &flags.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no cluster configuration: pass --kubeconfig, set KUBECONFIG, or run in a cluster",
+        )?,
+    };
+    // kube-rs has no client-side rate limiter; QPS/burst are accepted for compatibility and
+    // server-side API Priority and Fairness does the limiting.
+    if flags.kube_api_qps > 0.0 {
+        tracing::info!(
+            qps = flags.kube_api_qps,
+            burst = flags.kube_api_burst,
+            "client-side rate limiting is not applied; the API server's priority and fairness limits apply"
+        );
+    }
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    if flags.version {
+        println!("agent-sandbox-controller {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    init_logging(flags.log_format);
+    let settings = flags.settings()?;
+    for warning in flags.warnings() {
+        tracing::warn!("{warning}");
+    }
+    if flags.extensions {
+        tracing::warn!(
+            "--extensions is accepted but the SandboxClaim, SandboxTemplate and SandboxWarmPool controllers are not part of this build yet; running the Sandbox controller only"
+        );
+    }
+    let client = client(&flags).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        identity = %settings.identity,
+        leader_election = settings.leader_election.is_some(),
+        "starting agent-sandbox-controller"
+    );
+    agent_sandbox_kube::run(client, settings, agent_sandbox_kube::shutdown_signal())
+        .await
+        .context("controller stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Kubernetes adapter of the Agent Sandbox controllers: reflector caches, the plan executor, the run loop,
+//! events, metrics, probes and leader election. Decisions live in `agent-sandbox-core`; this crate only
+//! observes, executes and reports.
+
+pub mod cache;
+pub mod events;
+pub mod executor;
+pub mod expectations;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod observe;
+pub mod sandbox_controller;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use agent_sandbox_core::sandbox::Config;
+use kube::Client;
+use tokio::sync::watch;
+
+use crate::health::Readiness;
+use crate::leader::{Elector, LeaseConfig};
+use crate::sandbox_controller::{SandboxControllerSettings, Watches};
+
+/// Errors of the adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A reconcile pass failed; it is retried with backoff.
+    #[error("{0}")]
+    Reconcile(String),
+    /// An HTTP endpoint could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Leadership was lost; the process must stop.
+    #[error(transparent)]
+    LeadershipLost(#[from] leader::LeadershipLost),
+}
+
+/// Leader election settings.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+}
+
+/// Everything the controller process needs to run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Cluster DNS domain for `status.serviceFQDN`.
+    pub cluster_domain: String,
+    /// Maximum concurrent Sandbox reconciles.
+    pub concurrent_workers: u16,
+    /// Watch only Pods and Services carrying the name-hash label.
+    pub scoped_child_caches: bool,
+    /// Address of `/metrics` (port 0 picks one).
+    pub metrics_address: SocketAddr,
+    /// Address of `/healthz` and `/readyz` (port 0 picks one).
+    pub health_address: SocketAddr,
+    /// `None` runs without leader election.
+    pub leader_election: Option<LeaderElection>,
+    /// This replica's identity (lease holder, event reporting instance).
+    pub identity: String,
+}
+
+/// Completes when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn stopped(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
+}
+
+/// Runs the controller process until `shutdown` completes (graceful: in-flight passes finish, the
+/// lease is released) or leadership is lost (an error: the process should exit and restart).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_on_signal = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested");
+        let _ = stop_on_signal.send(true);
+    });
+
+    let watches = Watches::new();
+    let metrics = metrics::Metrics::new(watches.caches().sandboxes.clone());
+    let ready = Readiness::default();
+
+    let (metrics_listener, metrics_address) = health::bind(settings.metrics_address)
+        .await
+        .map_err(|source| Error::Bind {
+            address: settings.metrics_address,
+            source,
+        })?;
+    let (health_listener, health_address) =
+        health::bind(settings.health_address)
+            .await
+            .map_err(|source| Error::Bind {
+                address: settings.health_address,
+                source,
+            })?;
+    tracing::info!(%metrics_address, %health_address, "serving metrics and probes");
+    let metrics_server = tokio::spawn(health::serve(
+        metrics_listener,
+        health::metrics_router(metrics.clone()),
+        stopped(stop_rx.clone()),
+    ));
+    let health_server = tokio::spawn(health::serve(
+        health_listener,
+        health::probe_router(ready.clone()),
+        stopped(stop_rx.clone()),
+    ));
+
+    let (lost_tx, lost_rx) = watch::channel(false);
+    let mut holder = None;
+    if let Some(election) = &settings.leader_election {
+        let mut elector = Elector::new(
+            client.clone(),
+            LeaseConfig::new(
+                election.namespace.clone(),
+                election.lease_name.clone(),
+                settings.identity.clone(),
+            ),
+        );
+        // A standby replica is healthy and ready: it is waiting by design.
+        ready.set(true);
+        tracing::info!(lease = %election.lease_name, namespace = %election.namespace, "waiting for leadership");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stop.wait_for(|stop| *stop) => {
+                let _ = metrics_server.await;
+                let _ = health_server.await;
+                return Ok(());
+            }
+        }
+        ready.set(false);
+        let hold_stop = stop_rx.clone();
+        holder = Some(tokio::spawn(async move {
+            let result = elector.hold(hold_stop).await;
+            if result.is_err() {
+                let _ = lost_tx.send(true);
+            }
+            result
+        }));
+    }
+
+    let controller_stop = {
+        let stop = stopped(stop_rx.clone());
+        let lost = stopped(lost_rx);
+        async move {
+            futures::future::select(Box::pin(stop), Box::pin(lost)).await;
+        }
+    };
+    let synced_ready = ready.clone();
+    sandbox_controller::run(
+        client,
+        SandboxControllerSettings {
+            config: Config {
+                cluster_domain: settings.cluster_domain.clone(),
+            },
+            concurrent_workers: settings.concurrent_workers,
+            scoped_child_caches: settings.scoped_child_caches,
+            identity: settings.identity.clone(),
+        },
+        watches,
+        metrics,
+        move || synced_ready.set(true),
+        controller_stop,
+    )
+    .await;
+    ready.set(false);
+
+    let _ = stop_tx.send(true);
+    let held = match holder {
+        Some(holder) => holder.await.unwrap_or(Ok(())),
+        None => Ok(()),
+    };
+    let _ = metrics_server.await;
+    let _ = health_server.await;
+    held.map_err(Error::from)
+}

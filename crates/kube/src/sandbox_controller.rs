@@ -1,0 +1,322 @@
+//! The Sandbox controller's run loop: watches, one reconcile pass (observe → plan → execute → status,
+//! events), and the retry policy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent_sandbox_api::v1beta1::Sandbox;
+use agent_sandbox_core::Timestamp;
+use agent_sandbox_core::sandbox::{Config, plan};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::runtime::controller::{self, Action};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tracing::Instrument;
+
+use crate::Error;
+use crate::cache::{Caches, child_watcher_config, slim_pod, strip_managed_fields};
+use crate::events::EventPublisher;
+use crate::executor::{execute, write_status};
+use crate::expectations::Expectations;
+use crate::metrics::Metrics;
+use crate::observe::{observe, seen_in_cache};
+
+/// How long a create or delete is waited for in the caches before it is assumed lost.
+const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// First retry delay after a failed pass; doubles per consecutive failure.
+const BACKOFF_BASE: Duration = Duration::from_millis(5);
+/// Longest retry delay (controller-runtime's default per-item limiter cap).
+const BACKOFF_CAP: Duration = Duration::from_secs(1000);
+
+/// Everything a reconcile pass needs.
+pub struct Context {
+    client: Client,
+    config: Config,
+    caches: Caches,
+    events: EventPublisher,
+    metrics: Arc<Metrics>,
+    expectations: Mutex<Expectations>,
+    failures: Mutex<HashMap<ObjectRef<Sandbox>, u32>>,
+}
+
+/// Settings of the Sandbox controller.
+#[derive(Clone, Debug)]
+pub struct SandboxControllerSettings {
+    /// Decision settings (cluster domain).
+    pub config: Config,
+    /// Maximum concurrent reconciles.
+    pub concurrent_workers: u16,
+    /// Watch only Pods and Services carrying the name-hash label.
+    pub scoped_child_caches: bool,
+    /// Events reporting instance.
+    pub identity: String,
+}
+
+/// Delay before retry number `failures` (1-based): exponential from 5 ms, capped at 1000 s.
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(30);
+    BACKOFF_BASE
+        .saturating_mul(1u32 << exponent)
+        .min(BACKOFF_CAP)
+}
+
+/// The watch streams feeding the caches, not yet polled.
+pub struct Watches {
+    caches: Caches,
+    sandboxes: reflector::store::Writer<Sandbox>,
+    pods: reflector::store::Writer<Pod>,
+    services: reflector::store::Writer<Service>,
+    pvcs: reflector::store::Writer<PersistentVolumeClaim>,
+}
+
+impl Watches {
+    /// Empty caches; nothing is watched until [`run`] starts.
+    pub fn new() -> Self {
+        let sandboxes = reflector::store::Writer::default();
+        let pods = reflector::store::Writer::default();
+        let services = reflector::store::Writer::default();
+        let pvcs = reflector::store::Writer::default();
+        let caches = Caches::new(
+            sandboxes.as_reader(),
+            pods.as_reader(),
+            services.as_reader(),
+            pvcs.as_reader(),
+        );
+        Self {
+            caches,
+            sandboxes,
+            pods,
+            services,
+            pvcs,
+        }
+    }
+
+    /// The read side of the caches.
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+}
+
+impl Default for Watches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn child_stream<K>(
+    client: &Client,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    slim: fn(&mut K),
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .touched_objects()
+}
+
+/// Runs the Sandbox controller until `shutdown` completes; the caches become synced on the way.
+pub async fn run(
+    client: Client,
+    settings: SandboxControllerSettings,
+    watches: Watches,
+    metrics: Arc<Metrics>,
+    on_synced: impl FnOnce() + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Watches {
+        caches,
+        sandboxes,
+        pods,
+        services,
+        pvcs,
+    } = watches;
+    let context = Arc::new(Context {
+        client: client.clone(),
+        config: settings.config,
+        caches: caches.clone(),
+        events: EventPublisher::new(client.clone(), settings.identity),
+        metrics: metrics.clone(),
+        expectations: Mutex::new(Expectations::new(EXPECTATION_TIMEOUT)),
+        failures: Mutex::default(),
+    });
+
+    let forget = context.clone();
+    let sandbox_stream = watcher(
+        Api::<Sandbox>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(strip_managed_fields::<Sandbox>)
+    .reflect(sandboxes)
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Delete(sandbox)) = event {
+            forget.forget(sandbox);
+        }
+    })
+    .applied_objects();
+    let children = child_watcher_config(settings.scoped_child_caches);
+    let pod_stream = child_stream(&client, children.clone(), pods, slim_pod);
+    let service_stream = child_stream(&client, children, services, strip_managed_fields::<Service>);
+    // PVCs adopted from users may lack the tracking label, so the PVC watch is not label-scoped.
+    let pvc_stream = child_stream(
+        &client,
+        watcher::Config::default().any_semantic(),
+        pvcs,
+        strip_managed_fields::<PersistentVolumeClaim>,
+    );
+
+    let synced = caches.clone();
+    tokio::spawn(async move {
+        if synced.wait_synced().await {
+            tracing::info!("caches synced");
+            on_synced();
+        }
+    });
+
+    Controller::for_stream(sandbox_stream, caches.sandboxes.clone())
+        .owns_stream(pod_stream)
+        .owns_stream(service_stream)
+        .owns_stream(pvc_stream)
+        .with_config(controller::Config::default().concurrency(settings.concurrent_workers))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+    tracing::info!("sandbox controller stopped");
+}
+
+impl Context {
+    fn forget(&self, sandbox: &Sandbox) {
+        let uid = sandbox.metadata.uid.clone().unwrap_or_default();
+        if let Ok(mut expectations) = self.expectations.lock() {
+            expectations.forget(&uid);
+        }
+        self.metrics.forget(&uid);
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&ObjectRef::from(sandbox));
+        }
+    }
+
+    fn unmet_expectations(&self, uid: &str) -> Option<Duration> {
+        let mut expectations = self.expectations.lock().ok()?;
+        expectations.unmet(uid, Instant::now(), |child| {
+            seen_in_cache(&self.caches, child)
+        })
+    }
+
+    fn reset_failures(&self, sandbox: &Sandbox) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&ObjectRef::from(sandbox));
+        }
+    }
+}
+
+async fn reconcile(sandbox: Arc<Sandbox>, context: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        sandbox.namespace = %sandbox.namespace().unwrap_or_default(),
+        sandbox.name = %sandbox.name_any(),
+    );
+    let started = Instant::now();
+    let result = reconcile_pass(&sandbox, &context).instrument(span).await;
+    context
+        .metrics
+        .reconciled(result.is_ok(), started.elapsed());
+    if result.is_ok() {
+        context.reset_failures(&sandbox);
+    }
+    result
+}
+
+async fn reconcile_pass(sandbox: &Sandbox, context: &Context) -> Result<Action, Error> {
+    let namespace = sandbox.namespace().unwrap_or_default();
+    let name = sandbox.name_any();
+    let uid = sandbox.metadata.uid.clone().unwrap_or_default();
+
+    // Decide only on caches that show our own last writes.
+    if let Some(wait) = context.unmet_expectations(&uid) {
+        tracing::debug!(?wait, "waiting for the caches to show earlier writes");
+        return Ok(Action::requeue(wait));
+    }
+
+    let observed = observe(sandbox, &context.caches);
+    let plan = plan(&observed, Timestamp::now(), &context.config);
+    let executed = execute(&context.client, &namespace, &name, plan.actions()).await;
+    for (action, ok) in &executed.outcomes {
+        context.metrics.action(action, *ok);
+    }
+    if !executed.written.is_empty()
+        && let Ok(mut expectations) = context.expectations.lock()
+    {
+        let now = Instant::now();
+        for written in executed.written {
+            expectations.expect(&uid, written.child, written.expected, now);
+        }
+    }
+    let outcome = plan.finish(&executed.failures);
+    context.events.publish(sandbox, &outcome.events).await;
+
+    let mut errors: Vec<String> = outcome.error.into_iter().collect();
+    if let Some(patch) = &outcome.status_patch {
+        match write_status(&context.client, &namespace, &name, patch).await {
+            Ok(()) => context.metrics.observe_ready(sandbox, patch),
+            Err(error) => errors.push(format!("failed to update status: {error}")),
+        }
+    }
+    if !errors.is_empty() {
+        let message = errors.join("; ");
+        tracing::info!(error = %message, "reconcile failed");
+        return Err(Error::Reconcile(message));
+    }
+    tracing::debug!(actions = executed.outcomes.len(), requeue = ?outcome.requeue_after, "reconciled");
+    Ok(outcome
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+fn error_policy(sandbox: Arc<Sandbox>, _error: &Error, context: Arc<Context>) -> Action {
+    let failures = context
+        .failures
+        .lock()
+        .map(|mut failures| {
+            let count = failures
+                .entry(ObjectRef::from(sandbox.as_ref()))
+                .or_insert(0);
+            *count = count.saturating_add(1);
+            *count
+        })
+        .unwrap_or(1);
+    Action::requeue(backoff(failures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_five_milliseconds_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(5));
+        assert_eq!(backoff(2), Duration::from_millis(10));
+        assert_eq!(backoff(11), Duration::from_millis(5120));
+        assert_eq!(backoff(30), BACKOFF_CAP);
+        assert_eq!(backoff(u32::MAX), BACKOFF_CAP);
+    }
+}
