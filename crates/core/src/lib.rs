@@ -7,5 +7,6 @@
 pub mod conditions;
 pub mod ownership;
 pub mod sandbox;
+pub mod template;
 
 pub use k8s_openapi::jiff::Timestamp;

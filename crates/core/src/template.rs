@@ -1,0 +1,535 @@
+//! The SandboxTemplate decision: the template's own hash label and its managed NetworkPolicy, plus the
+//! secure defaults applied to Sandboxes built from a template.
+
+use std::collections::BTreeMap;
+
+use agent_sandbox_api::extensions::NetworkPolicyManagement;
+use agent_sandbox_api::hash::name_hash;
+use agent_sandbox_api::keys::labels;
+use agent_sandbox_api::v1beta1::SandboxTemplate;
+use k8s_openapi::api::core::v1::{PodDNSConfig, PodSpec};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use serde_json::{Value, json};
+
+use crate::ownership::{Ownership, controller_reference, describe, ownership};
+
+/// Namespace the sandbox router runs in; the default policy admits ingress only from there.
+pub const ROUTER_NAMESPACE: &str = "agent-sandbox-system";
+/// Public resolvers used when the default policy blocks cluster DNS.
+pub const PUBLIC_NAMESERVERS: [&str; 2] = ["8.8.8.8", "1.1.1.1"];
+
+/// Name of a template's NetworkPolicy.
+pub fn network_policy_name(template: &str) -> String {
+    format!("{template}-network-policy")
+}
+
+/// What the template controller observed for one template.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The template.
+    pub template: &'a SandboxTemplate,
+    /// The NetworkPolicy named `<template>-network-policy`, if it exists.
+    pub network_policy: Option<&'a NetworkPolicy>,
+}
+
+/// One write of the template controller, in the template's namespace.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Merge-patch the template's metadata (its hash label).
+    PatchTemplate {
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Create this NetworkPolicy.
+    CreateNetworkPolicy(NetworkPolicy),
+    /// Replace a NetworkPolicy; guarded by the `resourceVersion` it carries.
+    ReplaceNetworkPolicy(NetworkPolicy),
+    /// Delete NetworkPolicy `name` if its UID is still `uid`.
+    DeleteNetworkPolicy {
+        /// Policy name.
+        name: String,
+        /// UID precondition.
+        uid: String,
+    },
+}
+
+/// The decision for one template: writes to perform and an error to report (retry with backoff).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Writes, in order.
+    pub actions: Vec<Action>,
+    /// A state the controller refuses to change (a policy of the reserved name it does not own).
+    pub error: Option<String>,
+}
+
+/// Decides one pass for a template.
+pub fn plan(observed: &Observed) -> Plan {
+    let template = observed.template;
+    let name = template.metadata.name.clone().unwrap_or_default();
+    let hash = name_hash(&name);
+    let mut plan = Plan::default();
+    let current = template
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::SANDBOX_TEMPLATE_REF_HASH));
+    if current != Some(&hash) {
+        plan.actions.push(Action::PatchTemplate {
+            patch: json!({"metadata": {"labels": {labels::SANDBOX_TEMPLATE_REF_HASH: hash}}}),
+        });
+    }
+    if template.metadata.deletion_timestamp.is_some() {
+        return plan;
+    }
+    let uid = template.metadata.uid.clone().unwrap_or_default();
+    let policy_name = network_policy_name(&name);
+    let managed = template.spec.network_policy_management.unwrap_or_default()
+        == NetworkPolicyManagement::Managed;
+    match (observed.network_policy, managed) {
+        (Some(existing), false) => {
+            if ownership(&existing.metadata, &uid) == Ownership::Owned {
+                plan.actions.push(Action::DeleteNetworkPolicy {
+                    name: policy_name,
+                    uid: existing.metadata.uid.clone().unwrap_or_default(),
+                });
+            }
+        }
+        (None, false) => {}
+        (None, true) => plan
+            .actions
+            .push(Action::CreateNetworkPolicy(NetworkPolicy {
+                metadata: ObjectMeta {
+                    name: Some(policy_name),
+                    namespace: template.metadata.namespace.clone(),
+                    owner_references: Some(vec![controller_reference(
+                        "extensions.agents.x-k8s.io/v1beta1",
+                        "SandboxTemplate",
+                        &template.metadata,
+                    )]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(desired_spec(template, &hash)),
+            })),
+        (Some(existing), true) => match ownership(&existing.metadata, &uid) {
+            Ownership::Owned => {
+                let desired = desired_spec(template, &hash);
+                let current = existing.spec.clone().map(with_server_defaults);
+                if current != Some(with_server_defaults(desired.clone())) {
+                    let mut replacement = existing.clone();
+                    replacement.spec = Some(desired);
+                    plan.actions.push(Action::ReplaceNetworkPolicy(replacement));
+                }
+            }
+            Ownership::Unowned => {
+                plan.error = Some(format!(
+                    "NetworkPolicy {policy_name:?} exists and is not controlled by SandboxTemplate {name:?}; refusing to overwrite it"
+                ));
+            }
+            Ownership::Other(owner) => {
+                plan.error = Some(format!(
+                    "NetworkPolicy {policy_name:?} is controlled by {}, not by SandboxTemplate {name:?}; refusing to overwrite it",
+                    describe(owner)
+                ));
+            }
+        },
+    }
+    plan
+}
+
+/// A policy spec as the API server stores it: rule ports default to protocol TCP. Comparing through
+/// this keeps a custom rule without a protocol from being rewritten on every pass.
+fn with_server_defaults(mut spec: NetworkPolicySpec) -> NetworkPolicySpec {
+    let ingress_ports = spec
+        .ingress
+        .iter_mut()
+        .flatten()
+        .flat_map(|r| r.ports.iter_mut().flatten());
+    let egress_ports = spec
+        .egress
+        .iter_mut()
+        .flatten()
+        .flat_map(|r| r.ports.iter_mut().flatten());
+    for port in ingress_ports.chain(egress_ports) {
+        port.protocol.get_or_insert_with(|| "TCP".to_owned());
+    }
+    spec
+}
+
+fn ip_block(cidr: &str, except: &[&str]) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.to_owned(),
+            except: Some(except.iter().map(|c| (*c).to_owned()).collect()),
+        }),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn match_labels(key: &str, value: &str) -> Option<LabelSelector> {
+    Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([(key.to_owned(), value.to_owned())])),
+        ..LabelSelector::default()
+    })
+}
+
+/// The policy a template's Sandboxes run under: the template's rules, or the secure default
+/// (ingress only from the sandbox router, egress only to public addresses).
+pub fn desired_spec(template: &SandboxTemplate, hash: &str) -> NetworkPolicySpec {
+    let (ingress, egress) = match &template.spec.network_policy {
+        Some(custom) => (custom.ingress.clone(), custom.egress.clone()),
+        None => (
+            vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: match_labels(
+                        "kubernetes.io/metadata.name",
+                        ROUTER_NAMESPACE,
+                    ),
+                    pod_selector: match_labels("app", "sandbox-router"),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: None,
+            }],
+            vec![NetworkPolicyEgressRule {
+                to: Some(vec![
+                    ip_block(
+                        "0.0.0.0/0",
+                        &[
+                            "10.0.0.0/8",
+                            "172.16.0.0/12",
+                            "192.168.0.0/16",
+                            "169.254.0.0/16",
+                        ],
+                    ),
+                    ip_block("::/0", &["fc00::/7", "fe80::/10"]),
+                ]),
+                ports: None,
+            }],
+        ),
+    };
+    NetworkPolicySpec {
+        pod_selector: match_labels(labels::SANDBOX_TEMPLATE_REF_HASH, hash),
+        policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+        ingress: Some(ingress),
+        egress: Some(egress),
+    }
+}
+
+/// The secure defaults for a Pod spec built from `template`: no service-account token unless asked for,
+/// and public DNS when the default policy (which blocks cluster DNS) applies and no DNS policy is set.
+pub fn apply_secure_defaults(spec: &mut PodSpec, template: &SandboxTemplate) {
+    spec.automount_service_account_token.get_or_insert(false);
+    let managed = template.spec.network_policy_management.unwrap_or_default()
+        == NetworkPolicyManagement::Managed;
+    if managed
+        && template.spec.network_policy.is_none()
+        && spec.dns_policy.as_deref().unwrap_or_default().is_empty()
+    {
+        spec.dns_policy = Some("None".into());
+        spec.dns_config = Some(PodDNSConfig {
+            nameservers: Some(PUBLIC_NAMESERVERS.iter().map(|n| (*n).to_owned()).collect()),
+            ..PodDNSConfig::default()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_sandbox_api::extensions::NetworkPolicySpec as TemplatePolicy;
+    use agent_sandbox_api::v1beta1::SandboxTemplateSpec;
+
+    fn template(
+        management: Option<NetworkPolicyManagement>,
+        policy: Option<TemplatePolicy>,
+    ) -> SandboxTemplate {
+        let mut t = SandboxTemplate::new(
+            "python",
+            SandboxTemplateSpec {
+                network_policy_management: management,
+                network_policy: policy,
+                ..Default::default()
+            },
+        );
+        t.metadata.namespace = Some("ns".into());
+        t.metadata.uid = Some("tpl-uid".into());
+        t
+    }
+
+    fn labelled(mut t: SandboxTemplate) -> SandboxTemplate {
+        t.metadata.labels = Some(BTreeMap::from([(
+            labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(),
+            name_hash("python"),
+        )]));
+        t
+    }
+
+    fn created(plan: &Plan) -> NetworkPolicy {
+        plan.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CreateNetworkPolicy(np) => Some(np.clone()),
+                _ => None,
+            })
+            .expect("a policy is created")
+    }
+
+    fn owned_policy(spec: NetworkPolicySpec) -> NetworkPolicy {
+        NetworkPolicy {
+            metadata: ObjectMeta {
+                name: Some("python-network-policy".into()),
+                uid: Some("np-uid".into()),
+                resource_version: Some("7".into()),
+                owner_references: Some(vec![controller_reference(
+                    "x/v1",
+                    "SandboxTemplate",
+                    &template(None, None).metadata,
+                )]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(spec),
+        }
+    }
+
+    #[test]
+    fn default_managed_template_gets_the_secure_policy_and_its_label() {
+        let t = template(None, None);
+        let plan = plan(&Observed {
+            template: &t,
+            network_policy: None,
+        });
+        assert!(matches!(&plan.actions[0], Action::PatchTemplate { patch }
+            if patch["metadata"]["labels"][labels::SANDBOX_TEMPLATE_REF_HASH] == name_hash("python")));
+        let np = created(&plan);
+        assert_eq!(np.metadata.name.as_deref(), Some("python-network-policy"));
+        assert_eq!(
+            np.metadata
+                .owner_references
+                .as_ref()
+                .map(|r| r[0].uid.as_str()),
+            Some("tpl-uid")
+        );
+        let spec = np.spec.expect("spec");
+        assert_eq!(
+            spec.pod_selector,
+            match_labels(labels::SANDBOX_TEMPLATE_REF_HASH, &name_hash("python"))
+        );
+        assert_eq!(
+            spec.policy_types,
+            Some(vec!["Ingress".to_owned(), "Egress".to_owned()])
+        );
+        let from = &spec.ingress.as_ref().expect("ingress")[0]
+            .from
+            .as_ref()
+            .expect("from")[0];
+        assert_eq!(from.pod_selector, match_labels("app", "sandbox-router"));
+        assert_eq!(
+            from.namespace_selector,
+            match_labels("kubernetes.io/metadata.name", "agent-sandbox-system")
+        );
+        let to = spec.egress.as_ref().expect("egress")[0]
+            .to
+            .clone()
+            .expect("to");
+        let blocks: Vec<_> = to
+            .iter()
+            .filter_map(|p| p.ip_block.clone())
+            .map(|b| (b.cidr, b.except.unwrap_or_default()))
+            .collect();
+        assert_eq!(blocks[0].0, "0.0.0.0/0");
+        assert_eq!(
+            blocks[0].1,
+            [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "169.254.0.0/16"
+            ]
+        );
+        assert_eq!(
+            blocks[1],
+            (
+                "::/0".to_owned(),
+                vec!["fc00::/7".to_owned(), "fe80::/10".to_owned()]
+            )
+        );
+    }
+
+    #[test]
+    fn a_second_pass_changes_nothing() {
+        let t = labelled(template(None, None));
+        let existing = owned_policy(desired_spec(&t, &name_hash("python")));
+        let plan = plan(&Observed {
+            template: &t,
+            network_policy: Some(&existing),
+        });
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn custom_rules_keep_the_controller_selector_and_types() {
+        let custom = TemplatePolicy {
+            ingress: vec![],
+            egress: vec![NetworkPolicyEgressRule::default()],
+        };
+        let t = labelled(template(
+            Some(NetworkPolicyManagement::Managed),
+            Some(custom),
+        ));
+        let spec = created(&plan(&Observed {
+            template: &t,
+            network_policy: None,
+        }))
+        .spec
+        .expect("spec");
+        assert_eq!(spec.ingress, Some(vec![]), "empty ingress denies all");
+        assert_eq!(spec.egress, Some(vec![NetworkPolicyEgressRule::default()]));
+        assert_eq!(
+            spec.policy_types,
+            Some(vec!["Ingress".to_owned(), "Egress".to_owned()])
+        );
+    }
+
+    #[test]
+    fn unmanaged_creates_nothing_and_deletes_an_owned_policy() {
+        let t = labelled(template(Some(NetworkPolicyManagement::Unmanaged), None));
+        assert_eq!(
+            plan(&Observed {
+                template: &t,
+                network_policy: None
+            }),
+            Plan::default()
+        );
+        let existing = owned_policy(NetworkPolicySpec::default());
+        let plan = plan(&Observed {
+            template: &t,
+            network_policy: Some(&existing),
+        });
+        assert_eq!(
+            plan.actions,
+            vec![Action::DeleteNetworkPolicy {
+                name: "python-network-policy".into(),
+                uid: "np-uid".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn server_defaulted_port_protocols_are_not_drift() {
+        use k8s_openapi::api::networking::v1::NetworkPolicyPort;
+        let port = |protocol: Option<&str>| NetworkPolicyPort {
+            protocol: protocol.map(String::from),
+            ..Default::default()
+        };
+        let rule = |protocol| NetworkPolicyEgressRule {
+            ports: Some(vec![port(protocol)]),
+            to: None,
+        };
+        let custom = TemplatePolicy {
+            ingress: vec![],
+            egress: vec![rule(None)],
+        };
+        let t = labelled(template(None, Some(custom)));
+        let mut stored = desired_spec(&t, &name_hash("python"));
+        stored.egress = Some(vec![rule(Some("TCP"))]);
+        let plan = plan(&Observed {
+            template: &t,
+            network_policy: Some(&owned_policy(stored)),
+        });
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn a_spec_change_replaces_the_owned_policy() {
+        let t = labelled(template(None, None));
+        let existing = owned_policy(NetworkPolicySpec {
+            pod_selector: match_labels("old", "x"),
+            ..Default::default()
+        });
+        let plan = plan(&Observed {
+            template: &t,
+            network_policy: Some(&existing),
+        });
+        let Some(Action::ReplaceNetworkPolicy(np)) = plan.actions.first() else {
+            panic!("{:?}", plan.actions)
+        };
+        assert_eq!(
+            np.metadata.resource_version.as_deref(),
+            Some("7"),
+            "optimistic lock kept"
+        );
+        assert_eq!(
+            np.spec.as_ref().map(|s| s.pod_selector.clone()),
+            Some(match_labels(
+                labels::SANDBOX_TEMPLATE_REF_HASH,
+                &name_hash("python")
+            ))
+        );
+    }
+
+    #[test]
+    fn an_unowned_policy_of_the_reserved_name_is_never_touched() {
+        let mut foreign = owned_policy(NetworkPolicySpec::default());
+        foreign.metadata.owner_references = None;
+        let unmanaged = labelled(template(Some(NetworkPolicyManagement::Unmanaged), None));
+        assert_eq!(
+            plan(&Observed {
+                template: &unmanaged,
+                network_policy: Some(&foreign)
+            }),
+            Plan::default()
+        );
+        let managed = labelled(template(None, None));
+        let plan = plan(&Observed {
+            template: &managed,
+            network_policy: Some(&foreign),
+        });
+        assert!(plan.actions.is_empty());
+        assert!(
+            plan.error
+                .is_some_and(|e| e.contains("refusing to overwrite"))
+        );
+    }
+
+    #[test]
+    fn secure_defaults() {
+        let mut spec = PodSpec::default();
+        apply_secure_defaults(&mut spec, &template(None, None));
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+        assert_eq!(
+            spec.dns_config.and_then(|c| c.nameservers),
+            Some(vec!["8.8.8.8".to_owned(), "1.1.1.1".to_owned()])
+        );
+
+        let mut spec = PodSpec {
+            automount_service_account_token: Some(true),
+            dns_policy: Some("ClusterFirst".into()),
+            ..Default::default()
+        };
+        apply_secure_defaults(&mut spec, &template(None, None));
+        assert_eq!(
+            (
+                spec.automount_service_account_token,
+                spec.dns_policy.as_deref()
+            ),
+            (Some(true), Some("ClusterFirst"))
+        );
+
+        let mut spec = PodSpec::default();
+        apply_secure_defaults(&mut spec, &template(None, Some(TemplatePolicy::default())));
+        assert_eq!(
+            spec.dns_policy, None,
+            "a custom policy may allow cluster DNS"
+        );
+        let mut spec = PodSpec::default();
+        apply_secure_defaults(
+            &mut spec,
+            &template(Some(NetworkPolicyManagement::Unmanaged), None),
+        );
+        assert_eq!(spec.dns_policy, None);
+    }
+}
