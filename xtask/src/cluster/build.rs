@@ -156,7 +156,7 @@ fn build(output: &Path) -> anyhow::Result<()> {
         output.display()
     );
     eprintln!(
-        "[cluster] one-time cost: about 15-25 minutes on 2 cores with cold Go caches, seconds when cached"
+        "[cluster] one-time cost: about 8-10 minutes on 2 cores with cold Go caches, seconds when cached"
     );
     let started = Instant::now();
     let mut child = Command::new(&go)
