@@ -172,7 +172,7 @@ fn identity() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    format!("{host}_{}{nanos:08x}", std::process::id())
+    format!("{host}_{}-{nanos:08x}", std::process::id())
 }
 
 fn leader_election_namespace(flag: &str) -> anyhow::Result<String> {

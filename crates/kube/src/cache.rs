@@ -11,6 +11,8 @@ use kube::Resource;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 
+use crate::index::NameHashIndex;
+
 /// Drops `metadata.managedFields`: the controller never reads them and they dominate object size.
 pub fn strip_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
@@ -52,6 +54,8 @@ pub struct Caches {
     pub services: Store<Service>,
     /// PersistentVolumeClaims of every namespace (managedFields stripped).
     pub pvcs: Store<PersistentVolumeClaim>,
+    /// Pod names by namespace and name-hash label.
+    pub pod_index: NameHashIndex,
     synced: Arc<AtomicBool>,
 }
 
@@ -62,12 +66,14 @@ impl Caches {
         pods: Store<Pod>,
         services: Store<Service>,
         pvcs: Store<PersistentVolumeClaim>,
+        pod_index: NameHashIndex,
     ) -> Self {
         Self {
             sandboxes,
             pods,
             services,
             pvcs,
+            pod_index,
             synced: Arc::default(),
         }
     }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod executor;
 pub mod expectations;
 pub mod health;
+pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod observe;

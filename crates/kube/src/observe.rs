@@ -1,7 +1,7 @@
 //! Builds the decision core's [`Observed`] snapshot for one Sandbox from the caches.
 
 use agent_sandbox_api::hash::name_hash;
-use agent_sandbox_api::keys::{annotations, labels};
+use agent_sandbox_api::keys::annotations;
 use agent_sandbox_api::v1beta1::Sandbox;
 use agent_sandbox_core::sandbox::{Observed, pvc_name};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
@@ -38,13 +38,10 @@ pub fn observe<'a>(sandbox: &'a Sandbox, caches: &Caches) -> Observed<'a> {
     let hash = name_hash(&name);
 
     let mut pods: Vec<Pod> = caches
-        .pods
-        .state_filter(|pod| {
-            pod.metadata.namespace.as_deref() == Some(namespace.as_str())
-                && pod.labels().get(labels::SANDBOX_NAME_HASH) == Some(&hash)
-        })
+        .pod_index
+        .names(&namespace, &hash)
         .iter()
-        .map(|pod| (**pod).clone())
+        .filter_map(|pod| lookup(&caches.pods, &namespace, pod))
         .collect();
     let tracked = tracked_pod_name(sandbox);
     if !pods
@@ -103,10 +100,13 @@ pub fn seen_in_cache(caches: &Caches, child: &ChildKey) -> Option<Seen> {
 #[cfg(test)]
 mod tests {
     use agent_sandbox_api::common::PersistentVolumeClaimTemplate;
+    use agent_sandbox_api::keys::labels;
     use agent_sandbox_api::v1beta1::SandboxSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
+
+    use crate::index::NameHashIndex;
 
     use super::*;
 
@@ -158,7 +158,17 @@ mod tests {
     }
 
     fn caches(pods: Vec<Pod>, services: Vec<Service>, pvcs: Vec<PersistentVolumeClaim>) -> Caches {
-        Caches::new(store(vec![]), store(pods), store(services), store(pvcs))
+        let index = NameHashIndex::default();
+        for pod in &pods {
+            index.apply(&Event::Apply(pod.clone()));
+        }
+        Caches::new(
+            store(vec![]),
+            store(pods),
+            store(services),
+            store(pvcs),
+            index,
+        )
     }
 
     fn names<K: Resource>(objects: &[K]) -> Vec<String> {

@@ -21,6 +21,7 @@ use crate::cache::{Caches, child_watcher_config, slim_pod, strip_managed_fields}
 use crate::events::EventPublisher;
 use crate::executor::{execute, write_status};
 use crate::expectations::Expectations;
+use crate::index::NameHashIndex;
 use crate::metrics::Metrics;
 use crate::observe::{observe, seen_in_cache};
 
@@ -84,6 +85,7 @@ impl Watches {
             pods.as_reader(),
             services.as_reader(),
             pvcs.as_reader(),
+            NameHashIndex::default(),
         );
         Self {
             caches,
@@ -111,6 +113,7 @@ fn child_stream<K>(
     config: watcher::Config,
     writer: reflector::store::Writer<K>,
     slim: fn(&mut K),
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: kube::Resource<DynamicType = ()>
@@ -124,6 +127,11 @@ where
     watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
         .modify(slim)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                on_event(event);
+            }
+        })
         .reflect(writer)
         .touched_objects()
 }
@@ -169,14 +177,24 @@ pub async fn run(
     })
     .applied_objects();
     let children = child_watcher_config(settings.scoped_child_caches);
-    let pod_stream = child_stream(&client, children.clone(), pods, slim_pod);
-    let service_stream = child_stream(&client, children, services, strip_managed_fields::<Service>);
+    let index = caches.pod_index.clone();
+    let pod_stream = child_stream(&client, children.clone(), pods, slim_pod, move |event| {
+        index.apply(event)
+    });
+    let service_stream = child_stream(
+        &client,
+        children,
+        services,
+        strip_managed_fields::<Service>,
+        |_| {},
+    );
     // PVCs adopted from users may lack the tracking label, so the PVC watch is not label-scoped.
     let pvc_stream = child_stream(
         &client,
         watcher::Config::default().any_semantic(),
         pvcs,
         strip_managed_fields::<PersistentVolumeClaim>,
+        |_| {},
     );
 
     let synced = caches.clone();
