@@ -269,6 +269,13 @@ async fn reconcile_pass(sandbox: &Sandbox, context: &Context) -> Result<Action, 
     let name = sandbox.name_any();
     let uid = sandbox.metadata.uid.clone().unwrap_or_default();
 
+    // The Sandbox watch can deliver before the child caches finished their first list; deciding then
+    // would see no children and try to create them again.
+    if !context.caches.is_synced() && !context.caches.wait_synced().await {
+        return Err(Error::Reconcile(
+            "caches stopped before they synced".to_owned(),
+        ));
+    }
     // Decide only on caches that show our own last writes.
     if let Some(wait) = context.unmet_expectations(&uid) {
         tracing::debug!(?wait, "waiting for the caches to show earlier writes");
