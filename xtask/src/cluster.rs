@@ -117,12 +117,12 @@ fn lock(layout: &Layout) -> anyhow::Result<std::fs::File> {
 
 fn check_ports_free() -> anyhow::Result<()> {
     let all = [
-        ("etcd client", ports::ETCD_CLIENT),
-        ("etcd peer", ports::ETCD_PEER),
-        ("kube-apiserver", ports::APISERVER),
-        ("kube-controller-manager", ports::CONTROLLER_MANAGER),
-        ("kube-scheduler", ports::SCHEDULER),
-        ("kwok", ports::KWOK),
+        ("etcd client", ports::etcd_client()),
+        ("etcd peer", ports::etcd_peer()),
+        ("kube-apiserver", ports::apiserver()),
+        ("kube-controller-manager", ports::controller_manager()),
+        ("kube-scheduler", ports::scheduler()),
+        ("kwok", ports::kwok()),
     ];
     for (what, port) in all {
         if process::port_open(port) {
@@ -257,7 +257,7 @@ fn wait_healthy(
 fn probe(layout: &Layout, bins: &Binaries, name: &str) -> anyhow::Result<()> {
     match name {
         "etcd" => {
-            let (code, body) = process::http_get(ports::ETCD_CLIENT, "/health")?;
+            let (code, body) = process::http_get(ports::etcd_client(), "/health")?;
             if code != 200 || !body.contains("true") {
                 bail!("etcd /health answered {code}: {body}");
             }
@@ -270,14 +270,14 @@ fn probe(layout: &Layout, bins: &Binaries, name: &str) -> anyhow::Result<()> {
                 bail!("/readyz: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
         }
-        "kube-controller-manager" if !process::port_open(ports::CONTROLLER_MANAGER) => {
-            bail!("not listening on {}", ports::CONTROLLER_MANAGER)
+        "kube-controller-manager" if !process::port_open(ports::controller_manager()) => {
+            bail!("not listening on {}", ports::controller_manager())
         }
-        "kube-scheduler" if !process::port_open(ports::SCHEDULER) => {
-            bail!("not listening on {}", ports::SCHEDULER)
+        "kube-scheduler" if !process::port_open(ports::scheduler()) => {
+            bail!("not listening on {}", ports::scheduler())
         }
         "kwok" => {
-            let (code, body) = process::http_get(ports::KWOK, "/healthz")?;
+            let (code, body) = process::http_get(ports::kwok(), "/healthz")?;
             if code != 200 {
                 bail!("kwok /healthz answered {code}: {body}");
             }

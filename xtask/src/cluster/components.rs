@@ -25,8 +25,8 @@ fn path_arg(flag: &str, value: &Path) -> String {
 
 /// etcd: single member, loopback only, fsync off (the data is thrown away anyway).
 pub fn etcd(layout: &Layout) -> Component {
-    let client = format!("http://127.0.0.1:{}", ports::ETCD_CLIENT);
-    let peer = format!("http://127.0.0.1:{}", ports::ETCD_PEER);
+    let client = format!("http://127.0.0.1:{}", ports::etcd_client());
+    let peer = format!("http://127.0.0.1:{}", ports::etcd_peer());
     Component {
         name: "etcd",
         program: "etcd",
@@ -54,11 +54,11 @@ pub fn apiserver(layout: &Layout) -> Component {
         args: vec![
             arg(
                 "etcd-servers",
-                format!("http://127.0.0.1:{}", ports::ETCD_CLIENT),
+                format!("http://127.0.0.1:{}", ports::etcd_client()),
             ),
             arg("bind-address", "127.0.0.1"),
             arg("advertise-address", "127.0.0.1"),
-            arg("secure-port", ports::APISERVER.to_string()),
+            arg("secure-port", ports::apiserver().to_string()),
             path_arg("cert-dir", &layout.pki()),
             path_arg("tls-cert-file", &pki("apiserver.crt")),
             path_arg("tls-private-key-file", &pki("apiserver.key")),
@@ -94,7 +94,7 @@ pub fn controller_manager(layout: &Layout) -> Component {
             path_arg("authentication-kubeconfig", &kubeconfig),
             path_arg("authorization-kubeconfig", &kubeconfig),
             arg("bind-address", "127.0.0.1"),
-            arg("secure-port", ports::CONTROLLER_MANAGER.to_string()),
+            arg("secure-port", ports::controller_manager().to_string()),
             path_arg("cert-dir", &layout.dir.join("controller-manager-certs")),
             arg("leader-elect", "false"),
             arg("controllers", "*"),
@@ -122,7 +122,7 @@ pub fn scheduler(layout: &Layout) -> Component {
             path_arg("authentication-kubeconfig", &kubeconfig),
             path_arg("authorization-kubeconfig", &kubeconfig),
             arg("bind-address", "127.0.0.1"),
-            arg("secure-port", ports::SCHEDULER.to_string()),
+            arg("secure-port", ports::scheduler().to_string()),
             path_arg("cert-dir", &layout.dir.join("scheduler-certs")),
             arg("v", "1"),
         ],
@@ -161,7 +161,7 @@ pub fn kwok(layout: &Layout) -> Component {
             arg("cidr", "10.244.0.0/16"),
             arg("node-ip", "10.0.0.1"),
             arg("node-lease-duration-seconds", "40"),
-            arg("server-address", format!("127.0.0.1:{}", ports::KWOK)),
+            arg("server-address", format!("127.0.0.1:{}", ports::kwok())),
         ],
     }
 }

@@ -7,20 +7,41 @@ use crate::workspace;
 /// The Kubernetes release the control plane is built from (see tests/cluster/go.mod).
 pub const KUBE_VERSION: &str = "v1.36.3";
 
-/// Loopback ports of the components; all bind 127.0.0.1 only.
+/// Loopback ports of the components; all bind 127.0.0.1 only. `AGENT_SANDBOX_PORT_OFFSET=N` adds N to
+/// each, so that two checkouts can run a cluster each.
 pub mod ports {
+    fn offset(port: u16) -> u16 {
+        let extra = std::env::var("AGENT_SANDBOX_PORT_OFFSET")
+            .ok()
+            .and_then(|v| v.trim().parse::<u16>().ok())
+            .unwrap_or(0);
+        port.saturating_add(extra)
+    }
+
     /// etcd client URL.
-    pub const ETCD_CLIENT: u16 = 23790;
+    pub fn etcd_client() -> u16 {
+        offset(23790)
+    }
     /// etcd peer URL (single member, but etcd always listens on one).
-    pub const ETCD_PEER: u16 = 23800;
+    pub fn etcd_peer() -> u16 {
+        offset(23800)
+    }
     /// kube-apiserver secure port.
-    pub const APISERVER: u16 = 26443;
+    pub fn apiserver() -> u16 {
+        offset(26443)
+    }
     /// kube-controller-manager secure (health/metrics) port.
-    pub const CONTROLLER_MANAGER: u16 = 20257;
+    pub fn controller_manager() -> u16 {
+        offset(20257)
+    }
     /// kube-scheduler secure (health/metrics) port.
-    pub const SCHEDULER: u16 = 20259;
+    pub fn scheduler() -> u16 {
+        offset(20259)
+    }
     /// kwok health/metrics port (plain HTTP).
-    pub const KWOK: u16 = 20247;
+    pub fn kwok() -> u16 {
+        offset(20247)
+    }
 }
 
 /// The static bearer token of the cluster's admin user (group system:masters).

@@ -118,7 +118,7 @@ contexts:
     namespace: default
 current-context: agent-sandbox-local
 ",
-        port = ports::APISERVER,
+        port = ports::apiserver(),
         ca = layout.pki_file("ca.crt").display(),
     )
 }
