@@ -195,8 +195,13 @@ fn leader_election_namespace(flag: &str) -> anyhow::Result<String> {
 impl Flags {
     /// Validates the flags and turns them into the adapter's settings.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        self.validate()
-            .map_err(|report| anyhow::anyhow!("invalid flags:\n{report}"))?;
+        self.validate().map_err(|report| {
+            let problems: Vec<String> = report
+                .iter()
+                .map(|(path, error)| format!("--{}: {error}", path.to_string().replace('_', "-")))
+                .collect();
+            anyhow::anyhow!("invalid flags: {}", problems.join("; "))
+        })?;
         let address = |value: &str, flag: &str| {
             parse_bind_address(value).with_context(|| format!("invalid --{flag} {value:?}"))
         };
@@ -299,17 +304,17 @@ mod tests {
         for (args, needle) in [
             (
                 vec!["--sandbox-concurrent-workers", "0"],
-                "sandbox_concurrent_workers",
+                "--sandbox-concurrent-workers: lower than 1",
             ),
-            (vec!["--kube-api-burst", "-1"], "kube_api_burst"),
+            (vec!["--kube-api-burst", "-1"], "--kube-api-burst"),
             (
                 vec!["--metrics-bind-address", "nonsense"],
-                "metrics_bind_address",
+                "--metrics-bind-address",
             ),
-            (vec!["--cluster-domain", "Not_A_Domain"], "cluster_domain"),
+            (vec!["--cluster-domain", "Not_A_Domain"], "--cluster-domain"),
             (
                 vec!["--leader-election-namespace", "UPPER"],
-                "leader_election_namespace",
+                "--leader-election-namespace",
             ),
         ] {
             let mut all = vec!["--leader-elect=false"];

@@ -46,7 +46,18 @@ async fn client(flags: &Flags) -> anyhow::Result<kube::Client> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One readable line (with causes), whatever RUST_BACKTRACE says.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let flags = Flags::parse();
     if flags.version {
         println!("agent-sandbox-controller {}", env!("CARGO_PKG_VERSION"));
