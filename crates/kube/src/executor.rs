@@ -49,16 +49,11 @@ pub fn action_name(action: &Action) -> &'static str {
     }
 }
 
-/// Runs `actions` in order in `namespace` for the Sandbox `sandbox`, continuing past failures.
-pub async fn execute(
-    client: &Client,
-    namespace: &str,
-    sandbox: &str,
-    actions: &[Action],
-) -> Executed {
+/// Runs `actions` in order in the namespace of `sandbox`, continuing past failures.
+pub async fn execute(client: &Client, sandbox: &Sandbox, actions: &[Action]) -> Executed {
     let mut executed = Executed::default();
     for (index, action) in actions.iter().enumerate() {
-        let result = execute_one(client, namespace, sandbox, action).await;
+        let result = execute_one(client, sandbox, action).await;
         executed
             .outcomes
             .push((action_name(action), result.is_ok()));
@@ -79,10 +74,11 @@ pub async fn execute(
 
 async fn execute_one(
     client: &Client,
-    namespace: &str,
-    sandbox: &str,
+    sandbox: &Sandbox,
     action: &Action,
 ) -> Result<Option<Written>, kube::Error> {
+    let namespace = sandbox.metadata.namespace.as_deref().unwrap_or_default();
+    let name = sandbox.metadata.name.as_deref().unwrap_or_default();
     match action {
         Action::CreatePvc(pvc) => create(client, namespace, ChildKind::Pvc, pvc).await,
         Action::PatchPvc { name, uid, patch } => {
@@ -105,9 +101,9 @@ async fn execute_one(
         Action::DeleteService { name, uid } => {
             delete_with_uid::<Service>(client, namespace, name, uid, Some(ChildKind::Service)).await
         }
-        Action::PatchSandbox { patch } => patch_sandbox(client, namespace, sandbox, patch).await,
+        Action::PatchSandbox { patch } => patch_sandbox(client, sandbox, patch).await,
         Action::DeleteSandbox { uid } => {
-            delete_with_uid::<Sandbox>(client, namespace, sandbox, uid, None).await
+            delete_with_uid::<Sandbox>(client, namespace, name, uid, None).await
         }
     }
 }
@@ -239,31 +235,48 @@ async fn replace_service(
 
 async fn patch_sandbox(
     client: &Client,
-    namespace: &str,
-    name: &str,
+    sandbox: &Sandbox,
     patch: &Value,
 ) -> Result<Option<Written>, kube::Error> {
+    let namespace = sandbox.metadata.namespace.as_deref().unwrap_or_default();
+    let name = sandbox.metadata.name.as_deref().unwrap_or_default();
     let api: Api<Sandbox> = Api::namespaced(client.clone(), namespace);
-    api.patch(name, &patch_params(), &Patch::Merge(patch))
+    let patched = api
+        .patch(name, &patch_params(), &Patch::Merge(patch))
         .await?;
-    Ok(None)
+    Ok(sandbox_written(sandbox, &patched))
+}
+
+/// The expectation a write to the Sandbox leaves: the cache must move past the resourceVersion the pass
+/// decided on; none when the write changed nothing.
+pub fn sandbox_written(before: &Sandbox, after: &Sandbox) -> Option<Written> {
+    let from = before.metadata.resource_version.clone().unwrap_or_default();
+    (after.metadata.resource_version.as_deref() != Some(from.as_str())).then(|| Written {
+        child: ChildKey {
+            kind: ChildKind::Sandbox,
+            namespace: before.metadata.namespace.clone().unwrap_or_default(),
+            name: before.metadata.name.clone().unwrap_or_default(),
+        },
+        expected: Expected::Changed { from },
+    })
 }
 
 /// Writes the status merge patch to the status subresource, without a resourceVersion precondition
 /// (the controller is the sole status writer). A Sandbox that is gone needs no status.
 pub async fn write_status(
     client: &Client,
-    namespace: &str,
-    name: &str,
+    sandbox: &Sandbox,
     patch: &Value,
-) -> Result<(), kube::Error> {
+) -> Result<Option<Written>, kube::Error> {
+    let namespace = sandbox.metadata.namespace.as_deref().unwrap_or_default();
+    let name = sandbox.metadata.name.as_deref().unwrap_or_default();
     let api: Api<Sandbox> = Api::namespaced(client.clone(), namespace);
     match api
         .patch_status(name, &patch_params(), &Patch::Merge(patch))
         .await
     {
-        Ok(_) => Ok(()),
-        Err(error) if is_not_found(&error) => Ok(()),
+        Ok(written) => Ok(sandbox_written(sandbox, &written)),
+        Err(error) if is_not_found(&error) => Ok(None),
         Err(error) => Err(error),
     }
 }
@@ -287,6 +300,28 @@ mod tests {
         assert_eq!(
             with_uid(&json!({"spec": {"x": 1}}), "u-2"),
             json!({"spec": {"x": 1}, "metadata": {"uid": "u-2"}})
+        );
+    }
+
+    #[test]
+    fn a_sandbox_write_is_expected_only_when_it_changed_the_resource_version() {
+        let at = |rv: &str| {
+            let mut s = Sandbox::new("sb", Default::default());
+            s.metadata.namespace = Some("ns".into());
+            s.metadata.resource_version = Some(rv.into());
+            s
+        };
+        assert_eq!(sandbox_written(&at("5"), &at("5")), None);
+        assert_eq!(
+            sandbox_written(&at("5"), &at("6")),
+            Some(Written {
+                child: ChildKey {
+                    kind: ChildKind::Sandbox,
+                    namespace: "ns".into(),
+                    name: "sb".into(),
+                },
+                expected: Expected::Changed { from: "5".into() },
+            })
         );
     }
 

@@ -3,7 +3,8 @@
 //! The caches lag the API server. A pass that runs before the watch delivers a Pod it just created would
 //! see no Pod and create it again; so every create and delete is remembered until the cache shows its
 //! effect (or a timeout passes, in case the event was lost or someone else undid the write), and a
-//! Sandbox with a pending expectation is not decided on.
+//! Sandbox with a pending expectation is not decided on. The same holds for writes to the Sandbox itself
+//! (status, annotations): deciding on a stale Sandbox would repeat them with new transition times.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ pub enum ChildKind {
     Service,
     /// A PersistentVolumeClaim.
     Pvc,
+    /// The Sandbox itself.
+    Sandbox,
 }
 
 /// A child object by kind, namespace and name.
@@ -43,6 +46,11 @@ pub enum Expected {
         /// UID of the deleted object.
         uid: String,
     },
+    /// A resourceVersion other than this one, or no object (just written).
+    Changed {
+        /// The resourceVersion the write was based on.
+        from: String,
+    },
 }
 
 /// What the cache holds for a child, as far as expectations care.
@@ -52,6 +60,8 @@ pub struct Seen {
     pub uid: String,
     /// The cached object has a deletion timestamp.
     pub deleting: bool,
+    /// resourceVersion of the cached object.
+    pub resource_version: String,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +78,8 @@ impl Pending {
             (Expected::Exists { .. }, None) => false,
             (Expected::Gone { uid }, Some(seen)) => &seen.uid != uid || seen.deleting,
             (Expected::Gone { .. }, None) => true,
+            (Expected::Changed { from }, Some(seen)) => &seen.resource_version != from,
+            (Expected::Changed { .. }, None) => true,
         }
     }
 }
@@ -157,6 +169,7 @@ mod tests {
         Some(Seen {
             uid: uid.into(),
             deleting,
+            resource_version: "1".into(),
         })
     }
 
@@ -194,6 +207,27 @@ mod tests {
     }
 
     #[test]
+    fn a_write_to_the_sandbox_is_met_when_the_cache_has_another_resource_version() {
+        let key = ChildKey {
+            kind: ChildKind::Sandbox,
+            namespace: "ns".into(),
+            name: "sb".into(),
+        };
+        let mut e = Expectations::new(TIMEOUT);
+        let t0 = Instant::now();
+        e.expect("sb", key, Expected::Changed { from: "7".into() }, t0);
+        let at = |rv: &str| {
+            Some(Seen {
+                uid: "sb".into(),
+                deleting: false,
+                resource_version: rv.into(),
+            })
+        };
+        assert!(e.unmet("sb", t0, |_| at("7")).is_some());
+        assert_eq!(e.unmet("sb", t0, |_| at("8")), None);
+    }
+
+    #[test]
     fn expectations_time_out() {
         let mut e = Expectations::new(TIMEOUT);
         let t0 = Instant::now();
@@ -222,6 +256,7 @@ mod tests {
             (k.name == "p1").then(|| Seen {
                 uid: "1".into(),
                 deleting: false,
+                resource_version: "1".into(),
             })
         };
         assert_eq!(

@@ -80,6 +80,7 @@ fn seen<K: Resource>(object: Option<K>) -> Option<Seen> {
     object.map(|o| Seen {
         uid: o.meta().uid.clone().unwrap_or_default(),
         deleting: o.meta().deletion_timestamp.is_some(),
+        resource_version: o.meta().resource_version.clone().unwrap_or_default(),
     })
 }
 
@@ -94,6 +95,7 @@ pub fn seen_in_cache(caches: &Caches, child: &ChildKey) -> Option<Seen> {
             namespace,
             name,
         )),
+        ChildKind::Sandbox => seen(lookup::<Sandbox>(&caches.sandboxes, namespace, name)),
     }
 }
 
@@ -289,7 +291,8 @@ mod tests {
             seen_in_cache(&caches, &key(ChildKind::Pod, "p")),
             Some(Seen {
                 uid: "uid-ns-p".into(),
-                deleting: true
+                deleting: true,
+                resource_version: String::new(),
             })
         );
         assert_eq!(seen_in_cache(&caches, &key(ChildKind::Service, "p")), None);

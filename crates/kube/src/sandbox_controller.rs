@@ -265,8 +265,6 @@ async fn reconcile(sandbox: Arc<Sandbox>, context: Arc<Context>) -> Result<Actio
 }
 
 async fn reconcile_pass(sandbox: &Sandbox, context: &Context) -> Result<Action, Error> {
-    let namespace = sandbox.namespace().unwrap_or_default();
-    let name = sandbox.name_any();
     let uid = sandbox.metadata.uid.clone().unwrap_or_default();
 
     // The Sandbox watch can deliver before the child caches finished their first list; deciding then
@@ -282,11 +280,31 @@ async fn reconcile_pass(sandbox: &Sandbox, context: &Context) -> Result<Action, 
         return Ok(Action::requeue(wait));
     }
 
+    // The pass decides on the newest cached Sandbox, which the expectations just vouched for.
+    let latest = context
+        .caches
+        .sandboxes
+        .get(&ObjectRef::from(sandbox))
+        .unwrap_or_else(|| Arc::new(sandbox.clone()));
+    let sandbox = latest.as_ref();
     let observed = observe(sandbox, &context.caches);
     let plan = plan(&observed, Timestamp::now(), &context.config);
-    let executed = execute(&context.client, &namespace, &name, plan.actions()).await;
+    let mut executed = execute(&context.client, sandbox, plan.actions()).await;
     for (action, ok) in &executed.outcomes {
         context.metrics.action(action, *ok);
+    }
+    let outcome = plan.finish(&executed.failures);
+    context.events.publish(sandbox, &outcome.events).await;
+
+    let mut errors: Vec<String> = outcome.error.into_iter().collect();
+    if let Some(patch) = &outcome.status_patch {
+        match write_status(&context.client, sandbox, patch).await {
+            Ok(written) => {
+                context.metrics.observe_ready(sandbox, patch);
+                executed.written.extend(written);
+            }
+            Err(error) => errors.push(format!("failed to update status: {error}")),
+        }
     }
     if !executed.written.is_empty()
         && let Ok(mut expectations) = context.expectations.lock()
@@ -294,16 +312,6 @@ async fn reconcile_pass(sandbox: &Sandbox, context: &Context) -> Result<Action, 
         let now = Instant::now();
         for written in executed.written {
             expectations.expect(&uid, written.child, written.expected, now);
-        }
-    }
-    let outcome = plan.finish(&executed.failures);
-    context.events.publish(sandbox, &outcome.events).await;
-
-    let mut errors: Vec<String> = outcome.error.into_iter().collect();
-    if let Some(patch) = &outcome.status_patch {
-        match write_status(&context.client, &namespace, &name, patch).await {
-            Ok(()) => context.metrics.observe_ready(sandbox, patch),
-            Err(error) => errors.push(format!("failed to update status: {error}")),
         }
     }
     if !errors.is_empty() {
