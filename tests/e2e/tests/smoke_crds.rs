@@ -106,7 +106,7 @@ fn example_files() -> anyhow::Result<Vec<PathBuf>> {
 }
 
 async fn install(client: &Client) -> anyhow::Result<()> {
-    let installed = crds::install(client).await?;
+    let installed = crds::ensure_installed(client).await?;
     let mut names: Vec<String> = installed.iter().map(ResourceExt::name_any).collect();
     names.sort();
     ensure!(

@@ -58,6 +58,19 @@ pub fn load() -> anyhow::Result<Vec<CustomResourceDefinition>> {
     Ok(crds)
 }
 
+static INSTALLED: tokio::sync::OnceCell<Vec<CustomResourceDefinition>> =
+    tokio::sync::OnceCell::const_new();
+
+/// [`install`], done once per test process: later calls return the CRDs the first one installed.
+pub async fn ensure_installed(
+    client: &Client,
+) -> anyhow::Result<&'static [CustomResourceDefinition]> {
+    INSTALLED
+        .get_or_try_init(|| install(client))
+        .await
+        .map(Vec::as_slice)
+}
+
 /// Applies every CRD (conversion strategy None) and waits until each is Established.
 pub async fn install(client: &Client) -> anyhow::Result<Vec<CustomResourceDefinition>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
