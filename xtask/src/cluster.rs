@@ -360,6 +360,11 @@ pub fn down() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The directory of the built control-plane programs (kubectl among them).
+pub fn bin_dir() -> anyhow::Result<std::path::PathBuf> {
+    Ok(build::cached()?.bin_dir)
+}
+
 /// The admin kubeconfig of the local cluster (target/cluster/kubeconfig).
 pub fn kubeconfig_path() -> std::path::PathBuf {
     Layout::new().kubeconfig()

@@ -5,10 +5,16 @@
 use std::time::Instant;
 
 use crate::cluster::{self, UpOutcome};
-use crate::workspace::{cargo, run as run_cmd};
+use crate::workspace::{self, cargo, run as run_cmd};
 
 /// The crate holding the end-to-end suites; it needs a cluster.
 const E2E_PACKAGE: &str = "agent-sandbox-e2e";
+
+/// The controller binary the suites run as a process.
+const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
+
+/// Where the suites look for that binary (tests/harness/src/controller.rs).
+const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
 
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -43,12 +49,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    // The suites start the real controller binary and call our kubectl.
+    run_cmd(cargo().args(["build", "--package", CONTROLLER_PACKAGE]))?;
+    let controller = workspace::root()
+        .join("target/debug")
+        .join(CONTROLLER_PACKAGE);
     let outcome = cluster::up(args.nodes)?;
+    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
     let e2e_started = Instant::now();
     let result = run_cmd(
         cargo()
             .args(["test", "--package", E2E_PACKAGE, "--all-targets"])
-            .env("KUBECONFIG", cluster::kubeconfig_path()),
+            .env("KUBECONFIG", cluster::kubeconfig_path())
+            .env(CONTROLLER_BIN_ENV, &controller)
+            .env("PATH", path),
     );
     eprintln!(
         "[test] end-to-end suites {} in {}s",

@@ -1,14 +1,17 @@
 //! `agent-sandbox-testkit`: what every end-to-end suite of agent-sandbox-rs shares.
 //!
+//! * [`controller`]: the real controller binary as a process;
 //! * [`cluster`]: find (or start, via `cargo xtask cluster up`) the local control plane once per run;
 //! * [`TestEnv`]: a unique namespace per test, deleted afterwards, with component logs dumped on failure;
 //! * [`crds`]: install our CRDs from deploy/crds;
 //! * [`wait`]: watch-based waits with a timeout (never sleeps).
 
 pub mod cluster;
+pub mod controller;
 pub mod crds;
 mod env;
 pub mod logs;
+pub mod manifests;
 pub mod wait;
 
 pub use env::TestEnv;
