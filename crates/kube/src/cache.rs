@@ -2,7 +2,6 @@
 //! the caches count as synced.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::Sandbox;
@@ -10,6 +9,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodSpec, Service};
 use kube::Resource;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use tokio::sync::watch;
 
 use crate::index::NameHashIndex;
 
@@ -43,7 +43,26 @@ pub fn child_watcher_config(scoped: bool) -> watcher::Config {
     }
 }
 
+/// One bit per cache in [`Caches`]' sync mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKind {
+    /// The Sandbox cache.
+    Sandbox = 1,
+    /// The Pod cache.
+    Pod = 2,
+    /// The Service cache.
+    Service = 4,
+    /// The PersistentVolumeClaim cache.
+    Pvc = 8,
+}
+
+const ALL_SYNCED: u8 = 1 | 2 | 4 | 8;
+
 /// The read side of every cache the Sandbox controller decides from.
+///
+/// Sync is tracked here, from the watch streams' first `InitDone`, rather than with
+/// `Store::wait_until_ready`: that future remembers only the last task that polled it, so with
+/// several waiters (passes, the readiness probe, kube-runtime's own runner) some are never woken.
 #[derive(Clone)]
 pub struct Caches {
     /// Sandboxes (managedFields stripped).
@@ -56,11 +75,11 @@ pub struct Caches {
     pub pvcs: Store<PersistentVolumeClaim>,
     /// Pod names by namespace and name-hash label.
     pub pod_index: NameHashIndex,
-    synced: Arc<AtomicBool>,
+    synced: Arc<watch::Sender<u8>>,
 }
 
 impl Caches {
-    /// Wraps the stores; not synced until [`Caches::wait_synced`] returns.
+    /// Wraps the stores; not synced until each is marked with [`Caches::mark_synced`].
     pub fn new(
         sandboxes: Store<Sandbox>,
         pods: Store<Pod>,
@@ -74,27 +93,40 @@ impl Caches {
             services,
             pvcs,
             pod_index,
-            synced: Arc::default(),
+            synced: Arc::new(watch::channel(0).0),
         }
     }
 
-    /// Waits until every store has completed its first list; false when a watch stream ended first.
-    pub async fn wait_synced(&self) -> bool {
-        let all = futures::future::try_join4(
-            self.sandboxes.wait_until_ready(),
-            self.pods.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.pvcs.wait_until_ready(),
-        )
-        .await;
-        let synced = all.is_ok();
-        self.synced.store(synced, Ordering::Release);
-        synced
+    /// Records that the cache `kind` completed a list (its store has applied it).
+    pub fn mark_synced(&self, kind: CacheKind) {
+        let bit = kind as u8;
+        let newly = self.synced.send_if_modified(|mask| {
+            let before = *mask;
+            *mask |= bit;
+            before != *mask
+        });
+        if newly {
+            tracing::debug!(?kind, "cache synced");
+        }
     }
 
-    /// True once every store has completed its first list.
+    /// Waits until every cache has completed its first list.
+    pub async fn wait_synced(&self) {
+        let mut receiver = self.synced.subscribe();
+        // The sender lives in `self`, so the wait ends only when the mask is complete.
+        let _ = receiver.wait_for(|mask| *mask == ALL_SYNCED).await;
+    }
+
+    /// True once every cache has completed its first list.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow() == ALL_SYNCED
+    }
+}
+
+/// Marks `kind` synced in `caches` when a watch event ends a (re)list.
+pub fn note_sync<K>(caches: &Caches, kind: CacheKind, event: &watcher::Event<K>) {
+    if matches!(event, watcher::Event::InitDone) {
+        caches.mark_synced(kind);
     }
 }
 
@@ -172,6 +204,34 @@ mod tests {
         strip_managed_fields(&mut service);
         assert_eq!(service.metadata.managed_fields, None);
         assert_eq!(service.metadata.finalizers, Some(vec!["keep".into()]));
+    }
+
+    #[tokio::test]
+    async fn caches_are_synced_once_every_kind_completed_a_list() {
+        let caches = Caches::new(
+            kube::runtime::reflector::store::Writer::default().as_reader(),
+            kube::runtime::reflector::store::Writer::default().as_reader(),
+            kube::runtime::reflector::store::Writer::default().as_reader(),
+            kube::runtime::reflector::store::Writer::default().as_reader(),
+            NameHashIndex::default(),
+        );
+        // Several concurrent waiters must all be woken.
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let caches = caches.clone();
+                tokio::spawn(async move { caches.wait_synced().await })
+            })
+            .collect();
+        note_sync::<Pod>(&caches, CacheKind::Pod, &watcher::Event::Init);
+        for kind in [CacheKind::Sandbox, CacheKind::Pod, CacheKind::Service] {
+            note_sync::<Pod>(&caches, kind, &watcher::Event::InitDone);
+        }
+        assert!(!caches.is_synced());
+        note_sync::<Pod>(&caches, CacheKind::Pvc, &watcher::Event::InitDone);
+        assert!(caches.is_synced());
+        for waiter in waiters {
+            assert!(waiter.await.is_ok());
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ use crate::health::Readiness;
 use crate::leader::{Elector, LeaseConfig};
 use crate::sandbox_controller::{SandboxControllerSettings, Watches};
 
+/// How long in-flight passes may take to finish after a shutdown request (below the Deployment's
+/// 30 s termination grace period).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Errors of the adapter.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -144,6 +148,9 @@ pub async fn run(
     ));
 
     let (lost_tx, lost_rx) = watch::channel(false);
+    // The lease is released only after the controller stopped, so a standby never acts while
+    // this replica still finishes in-flight passes.
+    let (release_tx, release_rx) = watch::channel(false);
     let mut holder = None;
     if let Some(election) = &settings.leader_election {
         let mut elector = Elector::new(
@@ -167,9 +174,8 @@ pub async fn run(
             }
         }
         ready.set(false);
-        let hold_stop = stop_rx.clone();
         holder = Some(tokio::spawn(async move {
-            let result = elector.hold(hold_stop).await;
+            let result = elector.hold(release_rx).await;
             if result.is_err() {
                 let _ = lost_tx.send(true);
             }
@@ -179,13 +185,13 @@ pub async fn run(
 
     let controller_stop = {
         let stop = stopped(stop_rx.clone());
-        let lost = stopped(lost_rx);
+        let lost = stopped(lost_rx.clone());
         async move {
             futures::future::select(Box::pin(stop), Box::pin(lost)).await;
         }
     };
     let synced_ready = ready.clone();
-    sandbox_controller::run(
+    let controller = sandbox_controller::run(
         client,
         SandboxControllerSettings {
             config: Config {
@@ -199,10 +205,27 @@ pub async fn run(
         metrics,
         move || synced_ready.set(true),
         controller_stop,
-    )
-    .await;
+    );
+    // In-flight passes get a bounded time to finish: a pass waiting for caches that cannot sync (a
+    // watch failing on every retry) must not keep the process from exiting.
+    let deadline = {
+        let mut stop = stop_rx.clone();
+        let mut lost = lost_rx.clone();
+        async move {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => {}
+                _ = lost.wait_for(|lost| *lost) => {}
+            }
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    tokio::select! {
+        _ = controller => {}
+        _ = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight passes did not finish in time; stopping anyway"),
+    }
     ready.set(false);
 
+    let _ = release_tx.send(true);
     let _ = stop_tx.send(true);
     let held = match holder {
         Some(holder) => holder.await.unwrap_or(Ok(())),

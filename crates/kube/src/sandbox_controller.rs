@@ -5,10 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use agent_sandbox_api::keys::CORE_GROUP;
 use agent_sandbox_api::v1beta1::Sandbox;
 use agent_sandbox_core::Timestamp;
+use agent_sandbox_core::ownership::controller_of;
 use agent_sandbox_core::sandbox::{Config, plan};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -17,7 +20,9 @@ use kube::{Api, Client, ResourceExt};
 use tracing::Instrument;
 
 use crate::Error;
-use crate::cache::{Caches, child_watcher_config, slim_pod, strip_managed_fields};
+use crate::cache::{
+    CacheKind, Caches, child_watcher_config, note_sync, slim_pod, strip_managed_fields,
+};
 use crate::events::EventPublisher;
 use crate::executor::{execute, write_status};
 use crate::expectations::Expectations;
@@ -27,6 +32,8 @@ use crate::observe::{observe, seen_in_cache};
 
 /// How long a create or delete is waited for in the caches before it is assumed lost.
 const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a pass waits for the caches' first list before it gives the worker back and retries.
+const SYNC_WAIT: Duration = Duration::from_secs(5);
 /// First retry delay after a failed pass; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_millis(5);
 /// Longest retry delay (controller-runtime's default per-item limiter cap).
@@ -108,13 +115,28 @@ impl Default for Watches {
     }
 }
 
-fn child_stream<K>(
+/// The Sandbox a child object reports to: its controller owner reference, if that names a Sandbox of
+/// `agents.x-k8s.io` (any version: owner references written by older controllers say v1alpha1).
+pub fn owning_sandbox<K: kube::Resource>(child: &K) -> Option<ObjectRef<Sandbox>> {
+    let meta = child.meta();
+    let owner = controller_of(meta)?;
+    let group = owner.api_version.split('/').next()?;
+    (owner.kind == "Sandbox" && group == CORE_GROUP)
+        .then(|| ObjectRef::new(&owner.name).within(meta.namespace.as_deref().unwrap_or_default()))
+}
+
+/// Keeps one child cache: a watch feeding the store (and `on_event`), sending the owning Sandbox of
+/// every changed child to `triggers`. It runs on its own task so the caches progress whatever the
+/// controller's queue is doing.
+fn spawn_child_cache<K>(
     client: &Client,
     config: watcher::Config,
+    (caches, cache_kind): (Caches, CacheKind),
     writer: reflector::store::Writer<K>,
     slim: fn(&mut K),
     mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    triggers: mpsc::UnboundedSender<ObjectRef<Sandbox>>,
+) -> tokio::task::JoinHandle<()>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -124,7 +146,8 @@ where
         + Sync
         + 'static,
 {
-    watcher(Api::<K>::all(client.clone()), config)
+    let kind = K::kind(&()).into_owned();
+    let stream = watcher(Api::<K>::all(client.clone()), config)
         .default_backoff()
         .modify(slim)
         .inspect(move |event| {
@@ -133,7 +156,27 @@ where
             }
         })
         .reflect(writer)
-        .touched_objects()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                note_sync(&caches, cache_kind, event);
+            }
+        })
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(child) => {
+                    if let Some(sandbox) = owning_sandbox(&child)
+                        && triggers.unbounded_send(sandbox).is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(error) => tracing::warn!(kind, %error, "watch failed; retrying with backoff"),
+            }
+        }
+    })
 }
 
 /// Runs the Sandbox controller until `shutdown` completes; the caches become synced on the way.
@@ -170,54 +213,74 @@ pub async fn run(
     .default_backoff()
     .modify(strip_managed_fields::<Sandbox>)
     .reflect(sandboxes)
-    .inspect(move |event| {
-        if let Ok(watcher::Event::Delete(sandbox)) = event {
-            forget.forget(sandbox);
-        }
+    .inspect(move |event| match event {
+        Ok(watcher::Event::Delete(sandbox)) => forget.forget(sandbox),
+        Ok(event) => note_sync(&forget.caches, CacheKind::Sandbox, event),
+        Err(_) => {}
     })
     .applied_objects();
     let children = child_watcher_config(settings.scoped_child_caches);
+    let (triggers, child_events) = mpsc::unbounded();
     let index = caches.pod_index.clone();
-    let pod_stream = child_stream(&client, children.clone(), pods, slim_pod, move |event| {
-        index.apply(event)
-    });
-    let service_stream = child_stream(
-        &client,
-        children,
-        services,
-        strip_managed_fields::<Service>,
-        |_| {},
-    );
-    // PVCs adopted from users may lack the tracking label, so the PVC watch is not label-scoped.
-    let pvc_stream = child_stream(
-        &client,
-        watcher::Config::default().any_semantic(),
-        pvcs,
-        strip_managed_fields::<PersistentVolumeClaim>,
-        |_| {},
-    );
+    let child_caches = [
+        spawn_child_cache(
+            &client,
+            children.clone(),
+            (caches.clone(), CacheKind::Pod),
+            pods,
+            slim_pod,
+            move |event| index.apply(event),
+            triggers.clone(),
+        ),
+        spawn_child_cache(
+            &client,
+            children,
+            (caches.clone(), CacheKind::Service),
+            services,
+            strip_managed_fields::<Service>,
+            |_| {},
+            triggers.clone(),
+        ),
+        // PVCs adopted from users may lack the tracking label, so the PVC watch is not label-scoped.
+        spawn_child_cache(
+            &client,
+            watcher::Config::default().any_semantic(),
+            (caches.clone(), CacheKind::Pvc),
+            pvcs,
+            strip_managed_fields::<PersistentVolumeClaim>,
+            |_| {},
+            triggers,
+        ),
+    ];
 
     let synced = caches.clone();
     tokio::spawn(async move {
-        if synced.wait_synced().await {
-            tracing::info!("caches synced");
-            on_synced();
-        }
+        synced.wait_synced().await;
+        tracing::info!("caches synced");
+        on_synced();
     });
 
     Controller::for_stream(sandbox_stream, caches.sandboxes.clone())
-        .owns_stream(pod_stream)
-        .owns_stream(service_stream)
-        .owns_stream(pvc_stream)
+        .reconcile_on(child_events)
         .with_config(controller::Config::default().concurrency(settings.concurrent_workers))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "controller event");
+            match result {
+                Ok(_) => {}
+                // Already logged by the pass, with its span.
+                Err(
+                    controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(_),
+                ) => {}
+                // A watch that cannot list or watch (RBAC, a missing CRD, a conversion failure) keeps the
+                // caches from syncing: say so loudly, it is retried with backoff.
+                Err(error) => tracing::warn!(%error, "watch or queue error"),
             }
         })
         .await;
+    for cache in child_caches {
+        cache.abort();
+    }
     tracing::info!("sandbox controller stopped");
 }
 
@@ -269,10 +332,13 @@ async fn reconcile_pass(sandbox: &Sandbox, context: &Context) -> Result<Action, 
 
     // The Sandbox watch can deliver before the child caches finished their first list; deciding then
     // would see no children and try to create them again.
-    if !context.caches.is_synced() && !context.caches.wait_synced().await {
-        return Err(Error::Reconcile(
-            "caches stopped before they synced".to_owned(),
-        ));
+    if !context.caches.is_synced()
+        && tokio::time::timeout(SYNC_WAIT, context.caches.wait_synced())
+            .await
+            .is_err()
+    {
+        // Free the worker; the retry waits again.
+        return Err(Error::Reconcile("caches have not synced yet".into()));
     }
     // Decide only on caches that show our own last writes.
     if let Some(wait) = context.unmet_expectations(&uid) {
@@ -343,6 +409,54 @@ fn error_policy(sandbox: Arc<Sandbox>, _error: &Error, context: Arc<Context>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod_owned_by(api_version: &str, kind: &str, controller: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                namespace: Some("ns".into()),
+                name: Some("p".into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    name: "sb".into(),
+                    uid: "u".into(),
+                    controller: Some(controller),
+                    block_owner_deletion: None,
+                }]),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn children_trigger_the_sandbox_named_by_their_controller_reference() {
+        let want = Some(ObjectRef::<Sandbox>::new("sb").within("ns"));
+        assert_eq!(
+            owning_sandbox(&pod_owned_by("agents.x-k8s.io/v1beta1", "Sandbox", true)),
+            want
+        );
+        assert_eq!(
+            owning_sandbox(&pod_owned_by("agents.x-k8s.io/v1alpha1", "Sandbox", true)),
+            want
+        );
+        assert_eq!(
+            owning_sandbox(&pod_owned_by("agents.x-k8s.io/v1beta1", "Sandbox", false)),
+            None
+        );
+        assert_eq!(
+            owning_sandbox(&pod_owned_by("example.com/v1", "Sandbox", true)),
+            None
+        );
+        assert_eq!(
+            owning_sandbox(&pod_owned_by("agents.x-k8s.io/v1beta1", "Other", true)),
+            None
+        );
+        assert_eq!(owning_sandbox(&Pod::default()), None);
+    }
 
     #[test]
     fn backoff_doubles_from_five_milliseconds_and_is_capped() {
