@@ -1,16 +1,152 @@
-//! `cargo xtask demo`: the README's main job. A placeholder until the Sandbox controller exists.
+//! `cargo xtask demo`: the README's main job. Starts the local control plane, installs the CRDs, runs the
+//! controller in the background and shows a Sandbox becoming Ready. `cargo xtask demo --stop` undoes it.
 
-/// Explains what the demo will do; there is no controller to run yet.
-pub fn run() -> anyhow::Result<()> {
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::cluster;
+use crate::workspace::{cargo, root, run as run_cmd};
+
+/// Flags of `cargo xtask demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Stop the demo controller and the local cluster instead.
+    #[arg(long)]
+    stop: bool,
+}
+
+/// The example the demo applies, and the object it waits for.
+const EXAMPLE: &str = "deploy/examples/sandbox.yaml";
+const SANDBOX: &str = "demo-sandbox";
+
+fn demo_dir() -> PathBuf {
+    root().join("target/demo")
+}
+
+fn pid_file() -> PathBuf {
+    demo_dir().join("controller.pid")
+}
+
+/// Runs (or stops) the demo.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.stop {
+        return stop();
+    }
     println!(
-        "The demo is not available yet: the Sandbox controller has not landed.\n\
-         When it has, `cargo xtask demo` will:\n  \
-         1. start the local control plane (`cargo xtask cluster up`: etcd, kube-apiserver, controller-manager,\n     \
-         scheduler and kwok nodes),\n  \
-         2. install deploy/crds and start the controller,\n  \
-         3. apply deploy/examples (template, warm pool, claim) and wait until the claim is Ready,\n  \
-         4. print how to look around and how to stop (`cargo xtask cluster down`).\n\
-         Today you can already run `cargo xtask cluster up` and `kubectl apply -f deploy/crds -f deploy/examples`."
+        "==> 1/5 local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
     );
+    cluster::up(3)?;
+    let kubeconfig = cluster::kubeconfig_path();
+    let kubectl = cluster::bin_dir()?.join("kubectl");
+    let kubectl_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&kubectl);
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .current_dir(root());
+        cmd
+    };
+
+    println!("==> 2/5 CRDs from deploy/crds (conversion webhook not running yet: strategy None)");
+    run_cmd(&mut kubectl_cmd(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "deploy/crds",
+    ]))?;
+    for crd in agent_sandbox_api::crd::all().context("building the CRD list")? {
+        let name = crd.metadata.name.unwrap_or_default();
+        let patch = r#"{"spec":{"conversion":{"strategy":"None","webhook":null}}}"#;
+        run_cmd(
+            kubectl_cmd(&["patch", "crd", &name, "--type=merge", "-p", patch])
+                .stdout(Stdio::null()),
+        )?;
+        run_cmd(&mut kubectl_cmd(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=60s",
+        ]))?;
+    }
+
+    println!(
+        "==> 3/5 controller (built from bins/agent-sandbox-controller, running in the background)"
+    );
+    run_cmd(cargo().args(["build", "--package", "agent-sandbox-controller"]))?;
+    stop_controller();
+    fs::create_dir_all(demo_dir()).context("creating target/demo")?;
+    let log_path = demo_dir().join("controller.log");
+    let log = fs::File::create(&log_path).context("creating target/demo/controller.log")?;
+    let child = Command::new(root().join("target/debug/agent-sandbox-controller"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--leader-elect=false",
+            "--metrics-bind-address=127.0.0.1:0",
+            "--health-probe-bind-address=127.0.0.1:0",
+        ])
+        .stdout(log.try_clone().context("log handle")?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting the controller")?;
+    fs::write(pid_file(), child.id().to_string()).context("writing target/demo/controller.pid")?;
+
+    println!("==> 4/5 {EXAMPLE}: a Sandbox with a headless Service and a PVC");
+    run_cmd(&mut kubectl_cmd(&["apply", "-f", EXAMPLE]))?;
+    let waited = kubectl_cmd(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("sandbox/{SANDBOX}"),
+        "--timeout=120s",
+    ])
+    .status();
+    if !waited.is_ok_and(|s| s.success()) {
+        bail!(
+            "the Sandbox did not become Ready; see {}",
+            log_path.display()
+        );
+    }
+
+    println!("==> 5/5 what the controller made");
+    run_cmd(&mut kubectl_cmd(&[
+        "get",
+        "sandbox,pod,service,pvc",
+        "-o",
+        "wide",
+    ]))?;
+    println!(
+        "\nThe Sandbox is Ready. Try:\n  \
+         eval \"$(cargo xtask cluster env)\"\n  \
+         kubectl patch sandbox {SANDBOX} --type=merge -p '{{\"spec\":{{\"operatingMode\":\"Suspended\"}}}}'   # Pod goes, PVC stays\n  \
+         kubectl get sandbox {SANDBOX} -o yaml\n\
+         Controller log: {}\nStop everything: cargo xtask demo --stop",
+        log_path.display()
+    );
+    Ok(())
+}
+
+/// Kills the demo controller started earlier, if it is still running.
+fn stop_controller() {
+    let Ok(pid) = fs::read_to_string(pid_file()) else {
+        return;
+    };
+    let pid = pid.trim();
+    let ours = fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|exe| exe.to_string_lossy().contains("agent-sandbox-controller"));
+    if ours {
+        let _ = Command::new("kill").arg(pid).status();
+    }
+    let _ = fs::remove_file(pid_file());
+}
+
+fn stop() -> anyhow::Result<()> {
+    stop_controller();
+    cluster::down()?;
+    println!("demo stopped");
     Ok(())
 }

@@ -23,7 +23,7 @@ enum Command {
     /// Generate deploy/crds/*.yaml and docs/api-reference.md from the Rust API types.
     Crdgen(crdgen::Args),
     /// Run the main job: local control plane, controller and a demo claim becoming Ready.
-    Demo,
+    Demo(demo::Args),
     /// Run every test: unit, property and end-to-end.
     Test(test::Args),
 }
@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Cluster(args) => cluster::run(&args),
         Command::Crdgen(args) => crdgen::run(&args),
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args),
     }
 }
