@@ -13,6 +13,7 @@ async fn sandbox_controller_scenarios() -> anyhow::Result<()> {
     let mut controller = Controller::start("sandbox-controller-admin", &kubeconfig, &[])?;
     let mut results = common::run_all("sb", kubeconfig).await;
     results.push(controller.ensure_running());
+    results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {
         eprintln!("controller log (tail):\n{}", controller.tail(80));
     }

@@ -4,9 +4,14 @@
 mod common;
 
 use agent_sandbox_testkit::controller::{Controller, service_account_kubeconfig};
+use agent_sandbox_testkit::wait::wait_for_object;
 use agent_sandbox_testkit::{cluster, crds, manifests, workspace_root};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 
 const NAMESPACE: &str = "agent-sandbox-system";
+
+use common::TIMEOUT;
 
 #[tokio::test]
 async fn sandbox_controller_runs_with_its_own_rbac() -> anyhow::Result<()> {
@@ -26,16 +31,36 @@ async fn sandbox_controller_runs_with_its_own_rbac() -> anyhow::Result<()> {
         &kubeconfig,
     )
     .await?;
+    // A lease of its own: a lease left behind by an earlier, killed run must not delay this one.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let lease = format!("e2e-{}", now.as_millis());
+    let lease_flag = format!("--leader-election-id={lease}");
     let mut controller = Controller::start(
         "sandbox-controller-sa",
         &kubeconfig,
         &[
             "--leader-elect=true",
             "--leader-election-namespace=agent-sandbox-system",
+            &lease_flag,
         ],
     )?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+    let holder = |l: Option<&Lease>| {
+        let spec = l.and_then(|l| l.spec.as_ref());
+        spec.and_then(|s| s.holder_identity.as_ref())
+            .is_some_and(|h| !h.is_empty())
+    };
+    wait_for_object(
+        &leases,
+        &lease,
+        "the controller to take its lease",
+        TIMEOUT,
+        holder,
+    )
+    .await?;
     let mut results = common::run_all("rbac", cluster::kubeconfig_path()).await;
     results.push(controller.ensure_running());
+    results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {
         eprintln!("controller log (tail):\n{}", controller.tail(80));
     }

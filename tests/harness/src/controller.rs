@@ -83,6 +83,41 @@ impl Controller {
         Ok(())
     }
 
+    /// Stops the controller gracefully (SIGTERM, as the kubelet would) and waits for it to exit, so it
+    /// releases its lease; kills it if it has not exited after ten seconds.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(pid) = self.child.id() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait()).await {
+            Ok(exited) => {
+                let exited = exited.context("waiting for the controller")?;
+                if !exited.success() {
+                    bail!(
+                        "the controller exited with {exited} on SIGTERM; last log lines:\n{}",
+                        self.tail(20)
+                    );
+                }
+                Ok(())
+            }
+            Err(_) => {
+                self.child.kill().await.context("killing the controller")?;
+                bail!(
+                    "the controller did not exit within 10s of SIGTERM; last log lines:\n{}",
+                    self.tail(20)
+                )
+            }
+        }
+    }
+
     /// The last `lines` lines of the controller's log.
     pub fn tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
