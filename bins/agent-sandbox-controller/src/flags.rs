@@ -88,7 +88,7 @@ pub struct Flags {
 
     /// Watch only Pods and Services carrying the `agents.x-k8s.io/sandbox-name-hash` label (unlabelled
     /// objects meant for adoption are then invisible until labelled).
-    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     #[garde(skip)]
     pub cache_label_selectors: bool,
 

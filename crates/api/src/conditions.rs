@@ -86,6 +86,8 @@ pub mod events {
     pub const SANDBOX_PROVISIONED: &str = "SandboxProvisioned";
     /// More than one Pod is controlled by a Sandbox.
     pub const MULTIPLE_PODS: &str = "MultiplePods";
+    /// A Sandbox spec fails the semantic checks (not an upstream reason: upstream fails later, at Pod creation).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
     /// Some pool members are unschedulable past the readiness grace period.
     pub const WARM_POOL_NOT_PROGRESSING: &str = "WarmPoolNotProgressing";
     /// The pool makes progress again.

@@ -17,6 +17,8 @@ use super::plan::{Action, Config, Event, EventType, Failure, Observed, Outcome, 
 use super::status::{expired_status, patch_if_changed};
 use super::{pod, pvc, service};
 use crate::conditions::{self as condition_list, Desired};
+use agent_sandbox_api::validate::{self, ValidationContext};
+
 use crate::ownership::{Ownership, describe, may_adopt, ownership};
 
 /// What a pass decided: the child writes to perform, in order, and what [`Plan::finish`] needs.
@@ -75,6 +77,8 @@ struct Active {
     service: ServiceState,
     service_required_explicitly: bool,
     requeue: Option<Duration>,
+    /// The spec fails the semantic checks: reported, not retried (only a spec change can fix it).
+    invalid: Option<String>,
 }
 
 impl Plan {
@@ -232,7 +236,12 @@ fn finish_active(mut active: Active, described: Vec<(Target, &Action, String)>) 
         pod_owned: active.pod_owned,
         pod_error: active.pod_error.clone(),
         multiple_pods: active.multiple_pods.clone(),
-        other_errors: active.other_errors.clone(),
+        other_errors: active
+            .invalid
+            .iter()
+            .chain(&active.other_errors)
+            .cloned()
+            .collect(),
         service_required: active.service_required_explicitly || service_exists,
         service_exists,
     };
@@ -259,6 +268,18 @@ fn finish_active(mut active: Active, described: Vec<(Target, &Action, String)>) 
                 reason: agent_sandbox_api::conditions::events::MULTIPLE_PODS,
                 action: "Reconciling",
                 note: multiple.clone(),
+            });
+        }
+    }
+    if let Some(invalid) = &active.invalid {
+        let old_message =
+            condition_list::find(&active.old.conditions, types::READY).map(|c| c.message.as_str());
+        if !old_message.is_some_and(|m| m.contains(invalid.as_str())) {
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: agent_sandbox_api::conditions::events::INVALID_SPEC,
+                action: "Validating",
+                note: invalid.clone(),
             });
         }
     }
@@ -428,8 +449,13 @@ fn active(
     let hash = name_hash(&name);
     let mut actions = Vec::new();
     let mut other_errors = Vec::new();
+    let invalid = validate::check(&sandbox.spec, &ValidationContext::default())
+        .err()
+        .map(|problems| format!("invalid spec: {problems}"));
 
-    reconcile_pvcs(observed, &hash, &uid, &mut actions, &mut other_errors);
+    if invalid.is_none() {
+        reconcile_pvcs(observed, &hash, &uid, &mut actions, &mut other_errors);
+    }
 
     let suspended = sandbox.spec.operating_mode() == SandboxOperatingMode::Suspended;
     let current_annotation = sandbox
@@ -450,7 +476,10 @@ fn active(
             pods,
             &hash,
             &uid,
-            suspended,
+            PodIntent {
+                suspended,
+                may_create: invalid.is_none(),
+            },
             &mut annotation,
             &mut actions,
             &mut pod_state,
@@ -485,6 +514,7 @@ fn active(
             service: service_state,
             service_required_explicitly: sandbox.spec.blueprint.service == Some(true),
             requeue,
+            invalid,
         })),
     }
 }
@@ -568,13 +598,22 @@ struct PodState {
     multiple: Option<String>,
 }
 
+/// What the pass wants of the Pod.
+#[derive(Clone, Copy)]
+struct PodIntent {
+    /// `operatingMode` is `Suspended`.
+    suspended: bool,
+    /// A missing Pod may be created (not when the spec is invalid).
+    may_create: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn reconcile_pod(
     sandbox: &Sandbox,
     pods: &[Pod],
     hash: &str,
     uid: &str,
-    suspended: bool,
+    intent: PodIntent,
     annotation: &mut PodNameAnnotation,
     actions: &mut Vec<Action>,
     state: &mut PodState,
@@ -612,7 +651,7 @@ fn reconcile_pod(
         pod = Some(survivor);
     }
 
-    if suspended {
+    if intent.suspended {
         match pod {
             Some(p) if ownership(&p.metadata, uid) == Ownership::Owned => {
                 if p.metadata.deletion_timestamp.is_none() {
@@ -634,6 +673,9 @@ fn reconcile_pod(
     }
 
     let Some(existing) = pod else {
+        if !intent.may_create {
+            return;
+        }
         let new_pod = pod::build(sandbox, hash);
         annotation.ensure(sandbox_name);
         state.pod = Some(new_pod.clone());

@@ -112,6 +112,12 @@ pub fn adopted(sandbox: &Sandbox, existing: &Service, name_hash: &str) -> Servic
     references.push(super::owner_reference(sandbox));
     service.metadata.owner_references = Some(references);
     let spec = service.spec.get_or_insert_with(ServiceSpec::default);
+    if spec.selector.as_ref().is_none_or(BTreeMap::is_empty) {
+        // The API server gives a headless Service without a selector both IP families; once it has a
+        // selector that is invalid on a single-stack cluster, so let the server choose again.
+        spec.ip_family_policy = None;
+        spec.ip_families = None;
+    }
     spec.selector = Some(tracking(name_hash));
     spec.ports = ports(sandbox);
     service

@@ -462,16 +462,121 @@ pub async fn kubectl_wait_works(
     Ok(())
 }
 
+/// A pod template without containers is reported on the Sandbox (condition and Warning event) instead
+/// of failing Pod creation over and over.
+pub async fn invalid_spec_is_reported(env: TestEnv) -> anyhow::Result<()> {
+    let name = "empty";
+    let api: Api<Sandbox> = env.api();
+    let sandbox: Sandbox = serde_json::from_value(json!({
+        "apiVersion": "agents.x-k8s.io/v1beta1", "kind": "Sandbox", "metadata": {"name": name},
+        "spec": {"podTemplate": {"spec": {"containers": []}}}
+    }))?;
+    api.create(&PostParams::default(), &sandbox).await?;
+    let reported = wait_for_object(
+        &api,
+        name,
+        "an invalid-spec condition",
+        TIMEOUT,
+        |s: Option<&Sandbox>| {
+            s.and_then(|s| condition(s, "Ready"))
+                .is_some_and(|c| c.message.contains("invalid spec"))
+        },
+    )
+    .await?;
+    let ready = condition(&reported, "Ready").context("Ready")?;
+    ensure!(
+        ready.reason == "ReconcilerError"
+            && ready
+                .message
+                .contains("spec.containers must list at least one container"),
+        "{ready:?}"
+    );
+    ensure!(
+        env.api::<Pod>().get_opt(name).await?.is_none(),
+        "a pod was created from an invalid spec"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = env.api();
+    let has_event = |list: &[k8s_openapi::api::events::v1::Event]| {
+        list.iter()
+            .any(|e| e.reason.as_deref() == Some("InvalidSpec"))
+    };
+    // Events are written asynchronously by the controller's recorder: watch for it.
+    let mut stream = std::pin::pin!(kube::runtime::watcher(events.clone(), Default::default()));
+    let found = tokio::time::timeout(TIMEOUT, async {
+        use futures::TryStreamExt;
+        if has_event(&events.list(&Default::default()).await?.items) {
+            return anyhow::Ok(());
+        }
+        while let Some(event) = stream.try_next().await? {
+            if let kube::runtime::watcher::Event::Apply(e)
+            | kube::runtime::watcher::Event::InitApply(e) = event
+                && e.reason.as_deref() == Some("InvalidSpec")
+            {
+                return Ok(());
+            }
+        }
+        bail!("the event watch ended")
+    })
+    .await;
+    ensure!(
+        matches!(found, Ok(Ok(()))),
+        "no InvalidSpec event: {found:?}"
+    );
+    Ok(())
+}
+
+/// A volume claim template naming a StorageClass that does not exist leaves a clear, mirrored scheduling
+/// condition (the PVC cannot bind) and no crash loop.
+pub async fn missing_storage_class_is_reported(env: TestEnv) -> anyhow::Result<()> {
+    let name = "nostorage";
+    create(&env, name, json!({"volumeClaimTemplates": [{"metadata": {"name": "data"},
+        "spec": {"storageClassName": "does-not-exist", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}))
+        .await?;
+    let sandbox = wait_for_object(
+        &env.api::<Sandbox>(),
+        name,
+        "PodScheduled=False mirrored from the pod",
+        TIMEOUT,
+        |s: Option<&Sandbox>| {
+            s.and_then(|s| cond(s, "PodScheduled"))
+                .is_some_and(|(status, _)| status == "False")
+        },
+    )
+    .await?;
+    let scheduled = condition(&sandbox, "PodScheduled").context("PodScheduled")?;
+    ensure!(
+        scheduled.message.contains("PersistentVolumeClaim")
+            || scheduled.message.contains("persistentvolumeclaim"),
+        "{scheduled:?}"
+    );
+    ensure!(
+        cond(&sandbox, "Ready") == Some(("False".into(), "DependenciesNotReady".into())),
+        "{:?}",
+        cond(&sandbox, "Ready")
+    );
+    Ok(())
+}
+
 /// Runs every scenario at once, each in its own namespace (`<prefix>-…`); the results in order.
 pub async fn run_all(
     prefix: &str,
     admin_kubeconfig: std::path::PathBuf,
 ) -> Vec<anyhow::Result<()>> {
     let names = [
-        "children", "vct", "cycle", "recreate", "unowned", "retain", "delete", "twenty", "kubectl",
+        "children",
+        "vct",
+        "cycle",
+        "recreate",
+        "unowned",
+        "retain",
+        "delete",
+        "twenty",
+        "kubectl",
+        "invalid",
+        "nostorage",
     ]
     .map(|name| format!("{prefix}-{name}"));
-    let (a, b, c, d, e, f, g, h, i) = tokio::join!(
+    let (a, b, c, d, e, f, g, h, i, j, k) = tokio::join!(
         TestEnv::run(&names[0], ready_with_children),
         TestEnv::run(&names[1], volume_claim_templates_are_immutable),
         TestEnv::run(&names[2], suspend_resume_cycles),
@@ -485,6 +590,8 @@ pub async fn run_all(
             "kubectl".into(),
             admin_kubeconfig
         )),
+        TestEnv::run(&names[9], invalid_spec_is_reported),
+        TestEnv::run(&names[10], missing_storage_class_is_reported),
     );
-    vec![a, b, c, d, e, f, g, h, i]
+    vec![a, b, c, d, e, f, g, h, i, j, k]
 }

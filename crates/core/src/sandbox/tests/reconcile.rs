@@ -442,3 +442,60 @@ fn tracing_normalisation_of_created_by() {
     assert_eq!(normalise_created_by("controller"), "controller");
     assert_eq!(normalise_created_by("my-script"), "unknown");
 }
+
+#[test]
+fn an_invalid_spec_is_reported_once_and_not_retried() {
+    let mut s = sandbox();
+    s.spec.blueprint.pod_template.spec.containers.clear();
+    let mut world = World::new(s);
+    let pass = world.pass();
+    assert!(
+        pass.actions
+            .iter()
+            .all(|a| !matches!(a, Action::CreatePod(_))),
+        "{:?}",
+        pass.actions
+    );
+    assert!(
+        pass.outcome.error.is_none(),
+        "only a spec change can fix it: no retry storm"
+    );
+    assert_eq!(
+        world.ready(),
+        (
+            "False".into(),
+            "ReconcilerError".into(),
+            "Error seen: invalid spec: spec.podTemplate: spec.containers must list at least one container".into()
+        )
+    );
+    assert_eq!(pass.outcome.events.len(), 1);
+    assert_eq!(
+        (pass.outcome.events[0].type_, pass.outcome.events[0].reason),
+        (crate::sandbox::EventType::Warning, "InvalidSpec")
+    );
+    assert!(world.pass().outcome.events.is_empty(), "reported once");
+    // Fixing the spec lets the Sandbox proceed.
+    world.sandbox.as_mut().expect("exists").spec = sandbox().spec;
+    world.pass();
+    assert!(world.pod(NAME).is_some());
+}
+
+#[test]
+fn an_invalid_spec_leaves_a_running_pod_alone() {
+    let mut s = sandbox();
+    s.spec.blueprint.volume_claim_templates = vec![vct("data"), vct("data")];
+    let mut world = World::new(s).with_pod(ready_pod());
+    let pass = world.pass();
+    assert!(
+        pass.actions
+            .iter()
+            .all(|a| !matches!(a, Action::DeletePod { .. } | Action::CreatePvc(_)))
+    );
+    assert!(world.pod(NAME).is_some());
+    assert_eq!(world.status().pod_ips, vec!["10.0.0.7".to_owned()]);
+    assert!(
+        world.ready().2.contains("is used more than once"),
+        "{}",
+        world.ready().2
+    );
+}

@@ -224,6 +224,37 @@ fn an_unowned_adoptable_headless_service_is_adopted() {
 }
 
 #[test]
+fn adopting_a_selectorless_service_lets_the_server_choose_ip_families_again() {
+    let mut svc = service(NAME, None, &[(labels::ADOPTABLE, "true")], "None");
+    let spec = svc.spec.as_mut().expect("spec");
+    spec.ip_family_policy = Some("RequireDualStack".into());
+    spec.ip_families = Some(vec!["IPv4".into(), "IPv6".into()]);
+    let mut world = World::new(wants_service(sandbox(), Some(true))).with_service(svc);
+    world.pass();
+    let spec = world
+        .service_named(NAME)
+        .and_then(|s| s.spec.clone())
+        .expect("spec");
+    assert_eq!((spec.ip_family_policy, spec.ip_families), (None, None));
+
+    let mut svc = service(NAME, None, &[(labels::ADOPTABLE, "true")], "None");
+    let spec = svc.spec.as_mut().expect("spec");
+    spec.selector = Some([("app".to_owned(), "x".to_owned())].into());
+    spec.ip_family_policy = Some("SingleStack".into());
+    let mut world = World::new(wants_service(sandbox(), Some(true))).with_service(svc);
+    world.pass();
+    let spec = world
+        .service_named(NAME)
+        .and_then(|s| s.spec.clone())
+        .expect("spec");
+    assert_eq!(
+        spec.ip_family_policy.as_deref(),
+        Some("SingleStack"),
+        "kept when it already selected pods"
+    );
+}
+
+#[test]
 fn an_adoptable_service_with_a_cluster_ip_is_refused() {
     let svc = service(NAME, None, &[(labels::ADOPTABLE, "true")], "10.96.0.10");
     let mut world = World::new(wants_service(sandbox(), Some(true))).with_service(svc);
