@@ -799,3 +799,43 @@ fn reconcile_service(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn with_annotations(annotations: Option<BTreeMap<String, String>>) -> Sandbox {
+        let mut sandbox = Sandbox::new("sb", Default::default());
+        sandbox.metadata.annotations = annotations;
+        sandbox
+    }
+
+    #[test]
+    fn resolve_pod_name() {
+        assert_eq!(
+            tracked_pod_name(&with_annotations(None)),
+            "sb",
+            "no annotations"
+        );
+        let other = BTreeMap::from([("x".to_owned(), "y".to_owned())]);
+        assert_eq!(
+            tracked_pod_name(&with_annotations(Some(other))),
+            "sb",
+            "annotation absent"
+        );
+        let empty = BTreeMap::from([(annotations::POD_NAME.to_owned(), String::new())]);
+        assert_eq!(
+            tracked_pod_name(&with_annotations(Some(empty))),
+            "sb",
+            "annotation empty"
+        );
+        let set = BTreeMap::from([(annotations::POD_NAME.to_owned(), "warm-pod".to_owned())]);
+        assert_eq!(
+            tracked_pod_name(&with_annotations(Some(set))),
+            "warm-pod",
+            "annotation set"
+        );
+    }
+}
