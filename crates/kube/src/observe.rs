@@ -1,25 +1,14 @@
 //! Builds the decision core's [`Observed`] snapshot for one Sandbox from the caches.
 
 use agent_sandbox_api::hash::name_hash;
-use agent_sandbox_api::keys::annotations;
 use agent_sandbox_api::v1beta1::Sandbox;
-use agent_sandbox_core::sandbox::{Observed, pvc_name};
+use agent_sandbox_core::sandbox::{Observed, pvc_name, tracked_pod_name};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use crate::cache::Caches;
 use crate::expectations::{ChildKey, ChildKind, Seen};
-
-/// The Pod name a Sandbox tracks: its `agents.x-k8s.io/pod-name` annotation if non-empty, else its name.
-pub fn tracked_pod_name(sandbox: &Sandbox) -> String {
-    sandbox
-        .annotations()
-        .get(annotations::POD_NAME)
-        .filter(|name| !name.is_empty())
-        .cloned()
-        .unwrap_or_else(|| sandbox.name_any())
-}
 
 fn lookup<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
 where
@@ -145,8 +134,13 @@ mod tests {
         let mut sandbox = Sandbox::new(name, SandboxSpec::default());
         sandbox.metadata.namespace = Some("ns".into());
         if let Some(p) = pod_annotation {
-            sandbox.metadata.annotations =
-                Some([(annotations::POD_NAME.to_owned(), p.to_owned())].into());
+            sandbox.metadata.annotations = Some(
+                [(
+                    agent_sandbox_api::keys::annotations::POD_NAME.to_owned(),
+                    p.to_owned(),
+                )]
+                .into(),
+            );
         }
         sandbox.spec.blueprint.volume_claim_templates = templates
             .iter()

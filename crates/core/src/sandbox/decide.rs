@@ -341,7 +341,8 @@ pub(super) fn expired_condition() -> Desired {
     )
 }
 
-fn tracked_pod_name(sandbox: &Sandbox) -> String {
+/// The Pod name a Sandbox tracks: its `agents.x-k8s.io/pod-name` annotation if non-empty, else its name.
+pub fn tracked_pod_name(sandbox: &Sandbox) -> String {
     sandbox
         .metadata
         .annotations

@@ -12,7 +12,7 @@ mod status;
 use agent_sandbox_api::v1beta1::Sandbox;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-pub use decide::{Plan, plan};
+pub use decide::{Plan, plan, tracked_pod_name};
 pub use plan::{Action, Config, Event, EventType, Failure, Observed, Outcome, Target};
 pub use pod::normalise_created_by;
 pub use pvc::pvc_name;
