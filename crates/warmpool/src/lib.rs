@@ -2,6 +2,7 @@
 //! writes are not yet visible, at what rate, and which members are stale. Time is always passed in.
 
 pub mod expectations;
+pub mod member;
 pub mod refill;
 pub mod replenish;
 pub mod staleness;
