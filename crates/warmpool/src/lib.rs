@@ -3,6 +3,7 @@
 
 pub mod expectations;
 pub mod member;
+pub mod pool;
 pub mod refill;
 pub mod replenish;
 pub mod staleness;
