@@ -4,6 +4,7 @@
 //! plan: child actions with preconditions, then (given which actions failed) the status to write, events and
 //! when to look again. Nothing here talks to the API server or reads the clock.
 
+pub mod claim;
 pub mod conditions;
 pub mod ownership;
 pub mod sandbox;

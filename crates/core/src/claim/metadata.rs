@@ -1,0 +1,59 @@
+//! Merging a claim's `additionalPodMetadata` into template pod metadata without overriding anything.
+
+use std::collections::BTreeMap;
+
+use agent_sandbox_api::common::PodMetadata;
+
+/// Copies `extra` into `target`; a key the target already has with a different value is a conflict.
+pub fn merge_no_override(target: &mut PodMetadata, extra: &PodMetadata) -> Result<(), String> {
+    fn merge(
+        kind: &str,
+        target: &mut BTreeMap<String, String>,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        for (key, value) in extra {
+            match target.get(key) {
+                Some(existing) if existing != value => {
+                    return Err(format!(
+                        "metadata override conflict: {kind} {key:?} is defined in template with value {existing:?}, but claim requests {value:?}"
+                    ));
+                }
+                _ => {
+                    target.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+    merge("label", &mut target.labels, &extra.labels)?;
+    merge("annotation", &mut target.annotations, &extra.annotations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(labels: &[(&str, &str)]) -> PodMetadata {
+        PodMetadata {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn new_and_equal_keys_merge_and_different_values_conflict() {
+        let mut target = meta(&[("a", "1")]);
+        assert_eq!(
+            merge_no_override(&mut target, &meta(&[("a", "1"), ("b", "2")])),
+            Ok(())
+        );
+        assert_eq!(target, meta(&[("a", "1"), ("b", "2")]));
+        assert_eq!(
+            merge_no_override(&mut target, &meta(&[("a", "9")])),
+            Err("metadata override conflict: label \"a\" is defined in template with value \"1\", but claim requests \"9\"".into())
+        );
+    }
+}
