@@ -4,6 +4,7 @@
 pub mod expectations;
 pub mod member;
 pub mod pool;
+pub mod queue;
 pub mod refill;
 pub mod replenish;
 pub mod staleness;

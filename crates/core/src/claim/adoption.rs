@@ -1,0 +1,352 @@
+//! Warm adoption: whether a pool Sandbox may be taken by a claim, and what it looks like once taken.
+
+use agent_sandbox_api::hash::name_hash;
+use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
+use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate};
+
+use super::metadata::merge_no_override;
+use crate::ownership::{controller_of, controller_reference};
+
+fn label<'a>(sandbox: &'a Sandbox, key: &str) -> Option<&'a str> {
+    sandbox
+        .metadata
+        .labels
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// The name of the SandboxWarmPool controlling `sandbox` (matched by group and kind, any version).
+pub fn controlling_pool(sandbox: &Sandbox) -> Option<&str> {
+    let owner = controller_of(&sandbox.metadata)?;
+    (owner.api_version.split('/').next() == Some(EXTENSIONS_GROUP)
+        && owner.kind == "SandboxWarmPool")
+        .then_some(owner.name.as_str())
+}
+
+/// Checks that `sandbox` is an unclaimed member of the claim's pool; the error says why not.
+pub fn verify_candidate(sandbox: &Sandbox, claim: &SandboxClaim) -> Result<(), String> {
+    let name = sandbox.metadata.name.as_deref().unwrap_or_default();
+    if sandbox.metadata.namespace != claim.metadata.namespace {
+        return Err(format!(
+            "sandbox {name:?} is in another namespace than the claim"
+        ));
+    }
+    if sandbox.metadata.deletion_timestamp.is_some() {
+        return Err(format!("sandbox {name:?} is being deleted"));
+    }
+    if label(sandbox, labels::WARM_POOL_SANDBOX).is_none() {
+        return Err(format!(
+            "sandbox {name:?} has no {} label",
+            labels::WARM_POOL_SANDBOX
+        ));
+    }
+    if label(sandbox, labels::SANDBOX_TEMPLATE_REF_HASH).is_none() {
+        return Err(format!(
+            "sandbox {name:?} has no {} label",
+            labels::SANDBOX_TEMPLATE_REF_HASH
+        ));
+    }
+    match controlling_pool(sandbox) {
+        None if controller_of(&sandbox.metadata).is_none() => {
+            Err(format!("sandbox {name:?} is unowned"))
+        }
+        None => Err(format!("sandbox {name:?} is not managed by a warm pool")),
+        Some(pool) if pool != claim.spec.warm_pool_ref.name => Err(format!(
+            "sandbox {name:?} belongs to pool {pool:?}, not {:?}",
+            claim.spec.warm_pool_ref.name
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The Sandbox after `claim` adopts it: pool labels and the eviction hint gone, the claim as sole
+/// controller, the claim's identity on labels and pod template, pod metadata rebuilt from the template
+/// (when known) plus the claim's additional metadata.
+pub fn complete(
+    sandbox: &Sandbox,
+    claim: &SandboxClaim,
+    template: Option<&SandboxTemplate>,
+) -> Result<Sandbox, String> {
+    let mut adopted = sandbox.clone();
+    let name = adopted.metadata.name.clone().unwrap_or_default();
+    let claim_labels = claim.metadata.labels.clone().unwrap_or_default();
+    let created_by = claim_labels
+        .get(labels::CREATED_BY)
+        .filter(|v| !v.is_empty())
+        .cloned();
+    let uid = claim.metadata.uid.clone().unwrap_or_default();
+
+    let sandbox_labels = adopted.metadata.labels.get_or_insert_with(Default::default);
+    for key in [
+        labels::WARM_POOL_SANDBOX,
+        labels::SANDBOX_POD_TEMPLATE_HASH,
+        labels::SANDBOX_TEMPLATE_HASH,
+    ] {
+        sandbox_labels.remove(key);
+    }
+    sandbox_labels.insert(
+        labels::LAUNCH_TYPE.to_owned(),
+        labels::LAUNCH_TYPE_WARM.to_owned(),
+    );
+    sandbox_labels.insert(labels::CLAIM_UID.to_owned(), uid.clone());
+    match &created_by {
+        Some(creator) => sandbox_labels.insert(labels::CREATED_BY.to_owned(), creator.clone()),
+        None => sandbox_labels.remove(labels::CREATED_BY),
+    };
+    let template_hash = sandbox_labels
+        .get(labels::SANDBOX_TEMPLATE_REF_HASH)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .or_else(|| {
+            template
+                .and_then(|t| t.metadata.name.as_deref())
+                .map(name_hash)
+        });
+    if let Some(hash) = &template_hash {
+        sandbox_labels.insert(labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(), hash.clone());
+    }
+
+    adopted.metadata.owner_references = Some(vec![controller_reference(
+        "extensions.agents.x-k8s.io/v1beta1",
+        "SandboxClaim",
+        &claim.metadata,
+    )]);
+    let sandbox_annotations = adopted
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    sandbox_annotations.insert(annotations::POD_NAME.to_owned(), name);
+    if let Some(trace) = claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::TRACE_CONTEXT))
+    {
+        sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
+    }
+
+    let pod_metadata = &mut adopted.spec.blueprint.pod_template.metadata;
+    if pod_metadata
+        .annotations
+        .get(annotations::SAFE_TO_EVICT)
+        .map(String::as_str)
+        == Some("true")
+    {
+        pod_metadata.annotations.remove(annotations::SAFE_TO_EVICT);
+    }
+    if let Some(template) = template {
+        *pod_metadata = template.spec.blueprint.pod_template.metadata.clone();
+    }
+    pod_metadata
+        .labels
+        .insert(labels::CLAIM_UID.to_owned(), uid);
+    match &created_by {
+        Some(creator) => pod_metadata
+            .labels
+            .insert(labels::CREATED_BY.to_owned(), creator.clone()),
+        None => pod_metadata.labels.remove(labels::CREATED_BY),
+    };
+    if let Some(hash) = template_hash {
+        pod_metadata
+            .labels
+            .insert(labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(), hash);
+    }
+    merge_no_override(pod_metadata, &claim.spec.additional_pod_metadata)?;
+    Ok(adopted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use agent_sandbox_api::common::LocalObjectReference;
+    use agent_sandbox_api::v1beta1::{SandboxClaimSpec, SandboxTemplateSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    use super::*;
+
+    fn claim(pool: &str) -> SandboxClaim {
+        let mut c = SandboxClaim::new(
+            "claim",
+            SandboxClaimSpec {
+                warm_pool_ref: LocalObjectReference { name: pool.into() },
+                ..Default::default()
+            },
+        );
+        c.metadata.namespace = Some("ns".into());
+        c.metadata.uid = Some("claim-uid".into());
+        c
+    }
+
+    fn member(pool: &str) -> Sandbox {
+        let mut s = Sandbox::new("pool-abcde", Default::default());
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.labels = Some(BTreeMap::from([
+            (labels::WARM_POOL_SANDBOX.to_owned(), name_hash(pool)),
+            (
+                labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(),
+                name_hash("tpl"),
+            ),
+            (labels::SANDBOX_TEMPLATE_HASH.to_owned(), "h".to_owned()),
+            (labels::SANDBOX_POD_TEMPLATE_HASH.to_owned(), "p".to_owned()),
+            (labels::CREATED_BY.to_owned(), "controller".to_owned()),
+        ]));
+        s.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "extensions.agents.x-k8s.io/v1alpha1".into(),
+            kind: "SandboxWarmPool".into(),
+            name: pool.into(),
+            uid: "pool-uid".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
+        let pod = &mut s.spec.blueprint.pod_template.metadata;
+        pod.annotations
+            .insert(annotations::SAFE_TO_EVICT.into(), "true".into());
+        pod.labels
+            .insert(labels::WARM_POOL_SANDBOX.into(), name_hash(pool));
+        s
+    }
+
+    #[test]
+    fn candidates_must_be_unclaimed_members_of_the_claims_pool() {
+        assert_eq!(
+            verify_candidate(&member("p"), &claim("p")),
+            Ok(()),
+            "owner refs match by group and kind, any version"
+        );
+        assert!(
+            verify_candidate(&member("p"), &claim("other"))
+                .is_err_and(|e| e.contains("belongs to pool \"p\""))
+        );
+        let mut deleting = member("p");
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(verify_candidate(&deleting, &claim("p")).is_err());
+        let mut unowned = member("p");
+        unowned.metadata.owner_references = None;
+        assert!(verify_candidate(&unowned, &claim("p")).is_err_and(|e| e.ends_with("is unowned")));
+        let mut unlabelled = member("p");
+        unlabelled
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .remove(labels::SANDBOX_TEMPLATE_REF_HASH);
+        assert!(verify_candidate(&unlabelled, &claim("p")).is_err());
+        let mut elsewhere = member("p");
+        elsewhere.metadata.namespace = Some("other".into());
+        assert!(verify_candidate(&elsewhere, &claim("p")).is_err());
+    }
+
+    #[test]
+    fn adoption_moves_the_sandbox_from_the_pool_to_the_claim() {
+        let mut c = claim("p");
+        c.metadata.labels = Some(BTreeMap::from([(
+            labels::CREATED_BY.to_owned(),
+            "go-client".to_owned(),
+        )]));
+        c.spec
+            .additional_pod_metadata
+            .labels
+            .insert("sandbox.users.io/session".into(), "s".into());
+        let mut t = SandboxTemplate::new("tpl", SandboxTemplateSpec::default());
+        t.spec
+            .blueprint
+            .pod_template
+            .metadata
+            .labels
+            .insert("sandbox.users.io/tier".into(), "gold".into());
+        let adopted = complete(&member("p"), &c, Some(&t)).expect("adopts");
+        let l = adopted.metadata.labels.clone().unwrap_or_default();
+        for gone in [
+            labels::WARM_POOL_SANDBOX,
+            labels::SANDBOX_TEMPLATE_HASH,
+            labels::SANDBOX_POD_TEMPLATE_HASH,
+        ] {
+            assert!(!l.contains_key(gone), "{gone}");
+        }
+        assert_eq!(l.get(labels::LAUNCH_TYPE).map(String::as_str), Some("warm"));
+        assert_eq!(
+            l.get(labels::CLAIM_UID).map(String::as_str),
+            Some("claim-uid")
+        );
+        assert_eq!(
+            l.get(labels::CREATED_BY).map(String::as_str),
+            Some("go-client")
+        );
+        assert_eq!(
+            l.get(labels::SANDBOX_TEMPLATE_REF_HASH),
+            Some(&name_hash("tpl"))
+        );
+        let owners = adopted
+            .metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(
+            (owners[0].kind.as_str(), owners[0].uid.as_str()),
+            ("SandboxClaim", "claim-uid")
+        );
+        assert_eq!(
+            adopted
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(annotations::POD_NAME))
+                .map(String::as_str),
+            Some("pool-abcde")
+        );
+        let pod = &adopted.spec.blueprint.pod_template.metadata;
+        assert!(!pod.annotations.contains_key(annotations::SAFE_TO_EVICT));
+        assert!(
+            !pod.labels.contains_key(labels::WARM_POOL_SANDBOX),
+            "rebuilt from the template"
+        );
+        assert_eq!(
+            pod.labels.get("sandbox.users.io/tier").map(String::as_str),
+            Some("gold")
+        );
+        assert_eq!(
+            pod.labels
+                .get("sandbox.users.io/session")
+                .map(String::as_str),
+            Some("s")
+        );
+        assert_eq!(
+            adopted.metadata.name,
+            member("p").metadata.name,
+            "the warm Sandbox keeps its name"
+        );
+    }
+
+    #[test]
+    fn a_template_safe_to_evict_false_survives_and_created_by_is_removed_when_the_claim_has_none() {
+        let mut m = member("p");
+        m.spec
+            .blueprint
+            .pod_template
+            .metadata
+            .annotations
+            .insert(annotations::SAFE_TO_EVICT.into(), "false".into());
+        let adopted = complete(&m, &claim("p"), None).expect("adopts");
+        let pod = &adopted.spec.blueprint.pod_template.metadata;
+        assert_eq!(
+            pod.annotations
+                .get(annotations::SAFE_TO_EVICT)
+                .map(String::as_str),
+            Some("false")
+        );
+        assert!(
+            !adopted
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(labels::CREATED_BY))
+        );
+    }
+}
