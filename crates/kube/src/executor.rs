@@ -49,6 +49,15 @@ pub fn action_name(action: &Action) -> &'static str {
     }
 }
 
+/// The text a failed write shows in the Ready condition: the API server's own message when it answered
+/// (e.g. `pods "x" is forbidden: exceeded quota ...`), not the client's debug rendering of the response.
+pub fn failure_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Runs `actions` in order in the namespace of `sandbox`, continuing past failures.
 pub async fn execute(client: &Client, sandbox: &Sandbox, actions: &[Action]) -> Executed {
     let mut executed = Executed::default();
@@ -64,7 +73,7 @@ pub async fn execute(client: &Client, sandbox: &Sandbox, actions: &[Action]) -> 
                 tracing::debug!(action = action_name(action), %error, "action failed");
                 executed.failures.push(Failure {
                     index,
-                    message: error.to_string(),
+                    message: failure_message(&error),
                 })
             }
         }
@@ -289,6 +298,16 @@ pub fn is_not_found(error: &kube::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_errors_show_the_servers_message() {
+        let status = kube::core::Status::failure("pods \"x\" already exists", "AlreadyExists")
+            .with_code(409);
+        assert_eq!(
+            failure_message(&kube::Error::Api(Box::new(status))),
+            "pods \"x\" already exists"
+        );
+    }
 
     #[test]
     fn uid_precondition_is_added_to_the_patch_metadata() {
