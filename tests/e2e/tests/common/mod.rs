@@ -557,41 +557,78 @@ pub async fn missing_storage_class_is_reported(env: TestEnv) -> anyhow::Result<(
     Ok(())
 }
 
+/// A Pod that finishes (kwok drives it to Succeeded or Failed on request) shows as Finished and not Ready,
+/// and is not replaced.
+pub async fn finished_pods_are_reported(env: TestEnv) -> anyhow::Result<()> {
+    for (name, phase, reason) in [
+        ("done", "Succeeded", "PodSucceeded"),
+        ("crashed", "Failed", "PodFailed"),
+    ] {
+        create(&env, name, json!({})).await?;
+        wait_ready(&env, name).await?;
+        let pods: Api<Pod> = env.api();
+        let pod = pods.get(name).await?;
+        let finish =
+            json!({"metadata": {"annotations": {agent_sandbox_testkit::FINISH_ANNOTATION: phase}}});
+        pods.patch(name, &PatchParams::default(), &Patch::Merge(finish))
+            .await?;
+        let finished = wait_for_object(
+            &env.api::<Sandbox>(),
+            name,
+            "Finished=True",
+            TIMEOUT,
+            move |s: Option<&Sandbox>| {
+                s.and_then(|s| cond(s, "Finished")) == Some(("True".into(), reason.into()))
+            },
+        )
+        .await?;
+        ensure!(
+            cond(&finished, "Ready") == Some(("False".into(), reason.into())),
+            "{name}: {:?}",
+            cond(&finished, "Ready")
+        );
+        let still = pods.get(name).await?;
+        ensure!(
+            still.uid() == pod.uid(),
+            "{name}: a finished pod was replaced"
+        );
+    }
+    Ok(())
+}
+
+/// A scenario future, boxed: a dozen of them joined inline would overflow a test thread's stack.
+type Scenario<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
 /// Runs every scenario at once, each in its own namespace (`<prefix>-…`); the results in order.
 pub async fn run_all(
     prefix: &str,
     admin_kubeconfig: std::path::PathBuf,
 ) -> Vec<anyhow::Result<()>> {
-    let names = [
-        "children",
-        "vct",
-        "cycle",
-        "recreate",
-        "unowned",
-        "retain",
-        "delete",
-        "twenty",
-        "kubectl",
-        "invalid",
-        "nostorage",
-    ]
-    .map(|name| format!("{prefix}-{name}"));
-    let (a, b, c, d, e, f, g, h, i, j, k) = tokio::join!(
-        TestEnv::run(&names[0], ready_with_children),
-        TestEnv::run(&names[1], volume_claim_templates_are_immutable),
-        TestEnv::run(&names[2], suspend_resume_cycles),
-        TestEnv::run(&names[3], deleted_pod_is_recreated),
-        TestEnv::run(&names[4], refuses_to_suspend_an_unowned_pod),
-        TestEnv::run(&names[5], expiry_retain_is_never_early),
-        TestEnv::run(&names[6], expiry_delete_is_never_early),
-        TestEnv::run(&names[7], twenty_in_parallel),
-        TestEnv::run(&names[8], |env| kubectl_wait_works(
-            env,
-            "kubectl".into(),
-            admin_kubeconfig
-        )),
-        TestEnv::run(&names[9], invalid_spec_is_reported),
-        TestEnv::run(&names[10], missing_storage_class_is_reported),
-    );
-    vec![a, b, c, d, e, f, g, h, i, j, k]
+    let ns = |name: &str| format!("{prefix}-{name}");
+    let scenarios: Vec<Scenario> = vec![
+        Box::pin(async move { TestEnv::run(&ns("children"), ready_with_children).await }),
+        Box::pin(
+            async move { TestEnv::run(&ns("vct"), volume_claim_templates_are_immutable).await },
+        ),
+        Box::pin(async move { TestEnv::run(&ns("cycle"), suspend_resume_cycles).await }),
+        Box::pin(async move { TestEnv::run(&ns("recreate"), deleted_pod_is_recreated).await }),
+        Box::pin(
+            async move { TestEnv::run(&ns("unowned"), refuses_to_suspend_an_unowned_pod).await },
+        ),
+        Box::pin(async move { TestEnv::run(&ns("retain"), expiry_retain_is_never_early).await }),
+        Box::pin(async move { TestEnv::run(&ns("delete"), expiry_delete_is_never_early).await }),
+        Box::pin(async move { TestEnv::run(&ns("twenty"), twenty_in_parallel).await }),
+        Box::pin(async move {
+            TestEnv::run(&ns("kubectl"), |env| {
+                kubectl_wait_works(env, "kubectl".into(), admin_kubeconfig)
+            })
+            .await
+        }),
+        Box::pin(async move { TestEnv::run(&ns("invalid"), invalid_spec_is_reported).await }),
+        Box::pin(
+            async move { TestEnv::run(&ns("nostorage"), missing_storage_class_is_reported).await },
+        ),
+        Box::pin(async move { TestEnv::run(&ns("finished"), finished_pods_are_reported).await }),
+    ];
+    futures::future::join_all(scenarios).await
 }
