@@ -1,5 +1,6 @@
 //! Command-line flags (upstream's names and defaults where they apply) and their validation.
 
+use agent_sandbox_api::validate::{is_dns_label, is_dns_subdomain};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -118,18 +119,8 @@ fn bind_address(value: &str, _: &()) -> garde::Result {
     }
 }
 
-fn is_dns_label(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-')
-}
-
 fn dns_subdomain(value: &str, _: &()) -> garde::Result {
-    if value.len() <= 253 && value.split('.').all(is_dns_label) {
+    if is_dns_subdomain(value) {
         Ok(())
     } else {
         Err(garde::Error::new(format!(

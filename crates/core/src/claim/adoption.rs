@@ -118,12 +118,7 @@ pub fn complete(
         .annotations
         .get_or_insert_with(Default::default);
     sandbox_annotations.insert(annotations::POD_NAME.to_owned(), name);
-    if let Some(trace) = claim
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::TRACE_CONTEXT))
-    {
+    if let Some(trace) = super::trace_context(claim) {
         sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
     }
 

@@ -243,12 +243,7 @@ pub fn build(claim: &SandboxClaim, template: &SandboxTemplate) -> Result<Sandbox
     );
     let mut sandbox_annotations =
         BTreeMap::from([(annotations::SANDBOX_TEMPLATE_REF.to_owned(), template_name)]);
-    if let Some(trace) = claim
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::TRACE_CONTEXT))
-    {
+    if let Some(trace) = super::trace_context(claim) {
         sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
     }
     Ok(Sandbox {
