@@ -4,6 +4,7 @@ use agent_sandbox_api::validate::{is_dns_label, is_dns_subdomain};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use agent_sandbox_kube::webhook::WebhookSettings;
 use agent_sandbox_kube::{LeaderElection, Settings};
 use anyhow::{Context as _, bail};
 use clap::{ArgAction, Parser, ValueEnum};
@@ -93,6 +94,54 @@ pub struct Flags {
     #[garde(skip)]
     pub cache_label_selectors: bool,
 
+    /// Serve the v1alpha1 ⇄ v1beta1 conversion webhook (`--enable-webhook=false`: the CRDs must then
+    /// use conversion strategy None).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub enable_webhook: bool,
+
+    /// Port of the conversion webhook (HTTPS, all interfaces).
+    #[arg(long, default_value_t = 9443)]
+    #[garde(skip)]
+    pub webhook_port: u16,
+
+    /// Directory of the webhook's certificate and key.
+    #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
+    #[garde(skip)]
+    pub webhook_cert_dir: PathBuf,
+
+    /// Certificate file in --webhook-cert-dir (pre-provisioned certificates only).
+    #[arg(long, default_value = "tls.crt")]
+    #[garde(length(min = 1))]
+    pub webhook_cert_name: String,
+
+    /// Key file in --webhook-cert-dir (pre-provisioned certificates only).
+    #[arg(long, default_value = "tls.key")]
+    #[garde(length(min = 1))]
+    pub webhook_key_name: String,
+
+    /// Service in front of the webhook (the certificate's names and the CRDs' clientConfig).
+    #[arg(long, default_value = "agent-sandbox-webhook-service")]
+    #[garde(custom(dns_label))]
+    pub webhook_service_name: String,
+
+    /// Namespace of the webhook Service and of the Secret `agent-sandbox-webhook-certs`.
+    #[arg(long, default_value = "agent-sandbox-system")]
+    #[garde(custom(dns_label))]
+    pub webhook_namespace: String,
+
+    /// Generate (or reuse from the Secret `agent-sandbox-webhook-certs`) the webhook certificates and
+    /// patch the CRDs' conversion config with the CA; `false`: serve pre-provisioned files.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub manage_webhook_certs: bool,
+
+    /// Local mode: the CRDs call this `https://` URL instead of the Service (for an API server on the
+    /// same host, which cannot resolve Services); its host is added to the certificate.
+    #[arg(long)]
+    #[garde(custom(https_url))]
+    pub webhook_url: Option<String>,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     #[garde(skip)]
@@ -126,6 +175,23 @@ fn dns_subdomain(value: &str, _: &()) -> garde::Result {
         Err(garde::Error::new(format!(
             "{value:?} is not a DNS subdomain (lower-case alphanumerics, '-' and '.')"
         )))
+    }
+}
+
+fn dns_label(value: &str, _: &()) -> garde::Result {
+    if is_dns_label(value) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!("{value:?} is not a DNS label")))
+    }
+}
+
+fn https_url(value: &Option<String>, _: &()) -> garde::Result {
+    match value {
+        Some(url) if agent_sandbox_kube::webhook::url_host(url).is_none() => Err(
+            garde::Error::new(format!("{url:?} is not an https:// URL with a host")),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -213,6 +279,17 @@ impl Flags {
             health_address: address(&self.health_probe_bind_address, "health-probe-bind-address")?,
             leader_election,
             identity: identity(),
+            webhook: self.enable_webhook.then(|| WebhookSettings {
+                address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.webhook_port),
+                cert_dir: self.webhook_cert_dir.clone(),
+                cert_name: self.webhook_cert_name.clone(),
+                key_name: self.webhook_key_name.clone(),
+                service_name: self.webhook_service_name.clone(),
+                namespace: self.webhook_namespace.clone(),
+                cluster_domain: self.cluster_domain.clone(),
+                manage_certs: self.manage_webhook_certs,
+                url: self.webhook_url.clone(),
+            }),
         })
     }
 
@@ -259,6 +336,23 @@ mod tests {
         assert_eq!(flags.kube_api_qps, -1.0);
         assert_eq!(flags.kube_api_burst, 10);
         assert_eq!(flags.sandbox_concurrent_workers, 100);
+        assert!(flags.enable_webhook);
+        assert!(flags.manage_webhook_certs);
+        assert_eq!(flags.webhook_port, 9443);
+        assert_eq!(
+            flags.webhook_cert_dir,
+            PathBuf::from("/tmp/k8s-webhook-server/serving-certs")
+        );
+        assert_eq!(
+            (
+                flags.webhook_cert_name.as_str(),
+                flags.webhook_key_name.as_str()
+            ),
+            ("tls.crt", "tls.key")
+        );
+        assert_eq!(flags.webhook_service_name, "agent-sandbox-webhook-service");
+        assert_eq!(flags.webhook_namespace, "agent-sandbox-system");
+        assert_eq!(flags.webhook_url, None);
         let settings = flags.settings().map_err(|e| e.to_string());
         let settings = settings
             .as_ref()
@@ -307,6 +401,12 @@ mod tests {
                 vec!["--leader-election-namespace", "UPPER"],
                 "--leader-election-namespace",
             ),
+            (vec!["--webhook-cert-name="], "--webhook-cert-name"),
+            (vec!["--webhook-namespace", "a.b"], "--webhook-namespace"),
+            (
+                vec!["--webhook-url", "http://127.0.0.1:9443/convert"],
+                "--webhook-url",
+            ),
         ] {
             let mut all = vec!["--leader-elect=false"];
             all.extend(args.iter().copied());
@@ -319,6 +419,26 @@ mod tests {
                 "{args:?}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_webhook_can_be_switched_off_or_run_in_local_mode() {
+        let off = parse(&["--leader-elect=false", "--enable-webhook=false"]);
+        assert!(off.settings().is_ok_and(|s| s.webhook.is_none()));
+        let local = parse(&[
+            "--leader-elect=false",
+            "--webhook-port=19443",
+            "--webhook-url=https://127.0.0.1:19443/convert",
+        ]);
+        let webhook = local.settings().map(|s| s.webhook);
+        assert!(
+            webhook.as_ref().is_ok_and(|w| w.as_ref().is_some_and(|w| {
+                w.address.port() == 19443
+                    && w.url.as_deref() == Some("https://127.0.0.1:19443/convert")
+                    && w.manage_certs
+            })),
+            "{webhook:?}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod sandbox_controller;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +43,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The conversion webhook could not start.
+    #[error("conversion webhook: {0}")]
+    Webhook(#[from] webhook::WebhookError),
     /// Leadership was lost; the process must stop.
     #[error(transparent)]
     LeadershipLost(#[from] leader::LeadershipLost),
@@ -73,6 +77,8 @@ pub struct Settings {
     pub leader_election: Option<LeaderElection>,
     /// This replica's identity (lease holder, event reporting instance).
     pub identity: String,
+    /// `None` runs without the conversion webhook.
+    pub webhook: Option<webhook::WebhookSettings>,
 }
 
 /// Completes when SIGTERM or SIGINT arrives.
@@ -147,6 +153,15 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
+    // Every replica serves conversions, leader or not: the API server may call any of them.
+    let webhook_server = match &settings.webhook {
+        Some(webhook) => {
+            let (_, server) = webhook::start(&client, webhook, stopped(stop_rx.clone())).await?;
+            Some(server)
+        }
+        None => None,
+    };
+
     let (lost_tx, lost_rx) = watch::channel(false);
     // The lease is released only after the controller stopped, so a standby never acts while
     // this replica still finishes in-flight passes.
@@ -170,6 +185,9 @@ pub async fn run(
             _ = stop.wait_for(|stop| *stop) => {
                 let _ = metrics_server.await;
                 let _ = health_server.await;
+                if let Some(server) = webhook_server {
+                    let _ = server.await;
+                }
                 return Ok(());
             }
         }
@@ -233,5 +251,8 @@ pub async fn run(
     };
     let _ = metrics_server.await;
     let _ = health_server.await;
+    if let Some(server) = webhook_server {
+        let _ = server.await;
+    }
     held.map_err(Error::from)
 }

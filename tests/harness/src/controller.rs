@@ -34,12 +34,21 @@ pub struct Controller {
 
 impl Controller {
     /// Starts the controller against `kubeconfig` on free ports, with leader election off unless
-    /// `extra_args` set `--leader-elect`.
+    /// `extra_args` set `--leader-elect`, and the conversion webhook off unless they set
+    /// `--enable-webhook` or any `--webhook-…` flag.
     pub fn start(name: &str, kubeconfig: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         let leader = if extra_args.iter().any(|a| a.starts_with("--leader-elect")) {
             None
         } else {
             Some("--leader-elect=false")
+        };
+        let webhook = if extra_args
+            .iter()
+            .any(|a| a.starts_with("--enable-webhook") || a.starts_with("--webhook-"))
+        {
+            None
+        } else {
+            Some("--enable-webhook=false")
         };
         let dir = workspace_root().join("target/e2e-logs");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -53,6 +62,7 @@ impl Controller {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(leader)
+            .args(webhook)
             .arg("--metrics-bind-address=127.0.0.1:0")
             .args([
                 "--health-probe-bind-address=127.0.0.1:0",

@@ -1,7 +1,8 @@
 //! Installs the project's CRDs from deploy/crds/*.yaml and waits until they are Established.
 //!
-//! Until the conversion webhook exists, the conversion strategy is forced to `None`: the API server
-//! then stores objects of any served version as they are.
+//! [`install`] forces the conversion strategy `None` (the API server then stores objects of any served
+//! version as they are), so suites need no webhook; [`install_with_webhook`] keeps the files' `Webhook`
+//! strategy for the conversion suite, whose controller points it at itself.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,13 +74,50 @@ pub async fn ensure_installed(
 
 /// Applies every CRD (conversion strategy None) and waits until each is Established.
 pub async fn install(client: &Client) -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    apply(client, false).await
+}
+
+/// Applies every CRD as deploy/crds has it (conversion strategy Webhook, no caBundle yet) and waits
+/// until each is Established. Call [`reset_conversion`] afterwards.
+pub async fn install_with_webhook(
+    client: &Client,
+) -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    apply(client, true).await
+}
+
+/// Sets the conversion of every installed CRD of ours to strategy None and removes any webhook
+/// config (a controller's merge patch is not owned by our applies, so an apply alone cannot).
+pub async fn reset_conversion(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let patch =
+        serde_json::json!({ "spec": { "conversion": { "strategy": "None", "webhook": null } } });
+    for crd in load()? {
+        let name = crd.name_any();
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("resetting the conversion of {name}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply(client: &Client, webhook: bool) -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    reset_conversion(client).await?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut installed = Vec::new();
     for mut crd in load()? {
-        crd.spec.conversion = Some(CustomResourceConversion {
-            strategy: "None".into(),
-            webhook: None,
-        });
+        if !webhook {
+            crd.spec.conversion = Some(CustomResourceConversion {
+                strategy: "None".into(),
+                webhook: None,
+            });
+        }
         crd.metadata.managed_fields = None;
         crd.metadata.resource_version = None;
         crd.status = None;

@@ -1,0 +1,210 @@
+//! Serving `/convert` over TLS with the certificate and key read from files, re-read when they change
+//! (cert-manager or a mounted Secret rotating them), without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::certs::{self, CertError};
+use super::review;
+
+/// How often the certificate files are checked for changes.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Largest ConversionReview accepted (the API server's own request limit is 3 MiB per object).
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// A TLS failure of the webhook server.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The files do not hold a usable certificate and key.
+    #[error("{cert} / {key}: {source}")]
+    Invalid {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// The problem.
+        source: CertError,
+    },
+    /// The rustls configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The certificate and key files the server presents.
+#[derive(Clone, Debug)]
+pub struct CertFiles {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+}
+
+impl CertFiles {
+    fn read(&self) -> Result<(Arc<CertifiedKey>, Stamp), TlsError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let stamp = self.stamp();
+        let key =
+            certs::certified_key(&read(&self.cert)?, &read(&self.key)?).map_err(|source| {
+                TlsError::Invalid {
+                    cert: self.cert.clone(),
+                    key: self.key.clone(),
+                    source,
+                }
+            })?;
+        Ok((key, stamp))
+    }
+
+    fn stamp(&self) -> Stamp {
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        (modified(&self.cert), modified(&self.key))
+    }
+}
+
+/// Modification times of the two files; a change triggers a reload.
+type Stamp = (Option<SystemTime>, Option<SystemTime>);
+
+/// Presents the current certificate; swapped in place when the files change.
+#[derive(Debug)]
+struct Reloading {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|key| Arc::clone(&key))
+    }
+}
+
+/// Re-reads the files every [`RELOAD_INTERVAL`] while they change; a broken update keeps the old
+/// certificate and is logged.
+async fn reload_when_changed(files: CertFiles, resolver: Arc<Reloading>, mut stamp: Stamp) {
+    let mut interval = tokio::time::interval(RELOAD_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if files.stamp() == stamp {
+            continue;
+        }
+        match files.read() {
+            Ok((key, new_stamp)) => {
+                if let Ok(mut current) = resolver.current.write() {
+                    *current = key;
+                }
+                stamp = new_stamp;
+                tracing::info!(cert = %files.cert.display(), "reloaded the webhook certificate");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the webhook certificate changed but cannot be used; keeping the previous one")
+            }
+        }
+    }
+}
+
+/// A TLS acceptor presenting the certificate in `files` (read now: a bad certificate fails here),
+/// and the task that reloads it when the files change.
+pub fn acceptor(
+    files: CertFiles,
+) -> Result<(TlsAcceptor, impl Future<Output = ()> + Send + 'static), TlsError> {
+    let (key, stamp) = files.read()?;
+    let resolver = Arc::new(Reloading {
+        current: RwLock::new(key),
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_cert_resolver(resolver.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let reload = reload_when_changed(files, resolver, stamp);
+    Ok((TlsAcceptor::from(Arc::new(config)), reload))
+}
+
+/// The webhook's routes: `POST /convert`.
+pub fn router() -> Router {
+    Router::new()
+        .route("/convert", post(convert))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+async fn convert(body: Bytes) -> Response {
+    match review::respond(&body) {
+        Ok(answer) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            answer.to_string(),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "rejected a conversion request");
+            (StatusCode::BAD_REQUEST, error.to_string()).into_response()
+        }
+    }
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` completes. Connections are handled
+/// concurrently; a failed handshake only ends that connection.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "webhook accept failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(stream).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "webhook TLS handshake failed");
+                    return;
+                }
+            };
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, %error, "webhook connection ended with an error");
+            }
+        });
+    }
+}
