@@ -208,3 +208,126 @@ pub async fn serve(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, SocketAddr};
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::webhook::certs::{CertBundle, ServingNames, generate};
+
+    struct Served {
+        address: SocketAddr,
+        bundle: CertBundle,
+        stop: tokio::sync::oneshot::Sender<()>,
+        dir: PathBuf,
+    }
+
+    async fn serve_generated(name: &str) -> Served {
+        let names = ServingNames {
+            dns: vec!["hook.test".into()],
+            ips: vec![IpAddr::from([127, 0, 0, 1])],
+        };
+        let bundle = generate(&names, SystemTime::now()).expect("generated");
+        let dir = std::env::temp_dir().join(format!("webhook-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let files = CertFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        std::fs::write(&files.cert, &bundle.cert).expect("written");
+        std::fs::write(&files.key, &bundle.key).expect("written");
+        let (acceptor, _reload) = acceptor(files).expect("usable certificate");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, acceptor, router(), async move {
+            let _ = stopped.await;
+        }));
+        Served {
+            address,
+            bundle,
+            stop,
+            dir,
+        }
+    }
+
+    /// POSTs `body` to `path` over TLS, trusting `ca`, and returns the raw HTTP response.
+    async fn post(address: SocketAddr, ca: &str, path: &str, body: &str) -> String {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.as_bytes()).expect("CA PEM"))
+            .expect("CA accepted");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connected");
+        let name = ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into());
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: hook.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(request.as_bytes()).await.expect("sent");
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await.expect("read");
+        response
+    }
+
+    #[tokio::test]
+    async fn convert_is_served_over_tls_with_the_generated_certificate() {
+        let served = serve_generated("ok").await;
+        let review = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"ConversionReview","request":{"uid":"u1","desiredAPIVersion":"agents.x-k8s.io/v1beta1","objects":[{"apiVersion":"agents.x-k8s.io/v1alpha1","kind":"Sandbox","metadata":{"name":"s","namespace":"n"},"spec":{"replicas":0,"podTemplate":{"spec":{"containers":[{"name":"a","image":"i"}]}}}}]}}"#;
+        let response = post(served.address, &served.bundle.ca, "/convert", review).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains(r#""status":"Success""#), "{response}");
+        assert!(
+            response.contains(r#""operatingMode":"Suspended""#),
+            "{response}"
+        );
+
+        let response = post(served.address, &served.bundle.ca, "/convert", "nonsense").await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+        let response = post(served.address, &served.bundle.ca, "/other", review).await;
+        assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+
+        let _ = served.stop.send(());
+        let _ = std::fs::remove_dir_all(&served.dir);
+    }
+
+    #[test]
+    fn unreadable_or_mismatched_files_fail_at_start() {
+        let dir = std::env::temp_dir().join(format!("webhook-tls-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let files = CertFiles {
+            cert: dir.join("absent.crt"),
+            key: dir.join("absent.key"),
+        };
+        assert!(matches!(acceptor(files), Err(TlsError::Read { .. })));
+        let names = ServingNames {
+            dns: vec!["hook.test".into()],
+            ips: Vec::new(),
+        };
+        let one = generate(&names, SystemTime::now()).expect("generated");
+        let two = generate(&names, SystemTime::now()).expect("generated");
+        let files = CertFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        std::fs::write(&files.cert, &one.cert).expect("written");
+        std::fs::write(&files.key, &two.key).expect("written");
+        assert!(matches!(acceptor(files), Err(TlsError::Invalid { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

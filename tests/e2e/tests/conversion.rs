@@ -1,0 +1,380 @@
+//! Both versions served through the controller's own conversion webhook, on the local control plane.
+//!
+//! The API server runs on this host and cannot resolve a Service, so the controller runs in local mode
+//! (`--webhook-url https://127.0.0.1:<port>/convert`), generates its certificates into a Secret and points
+//! the four CRDs at itself. The CRDs are cluster-wide: the suite puts them back to conversion strategy
+//! None at the end, whatever happened, as every other suite expects.
+
+use std::time::Duration;
+
+use agent_sandbox_testkit::controller::Controller;
+use agent_sandbox_testkit::wait::wait_for_object;
+use agent_sandbox_testkit::{TestEnv, cluster, crds, workspace_root};
+use anyhow::{Context, bail, ensure};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
+/// Long enough for the API server and the controller on a loaded 2-core machine.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pause between attempts while the API server switches to a (re)started webhook; nothing can be
+/// watched for that, so the read is retried until it succeeds or [`TIMEOUT`] passes.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+const SECRET: &str = "agent-sandbox-webhook-certs";
+const CRDS: [&str; 4] = [
+    "sandboxes.agents.x-k8s.io",
+    "sandboxclaims.extensions.agents.x-k8s.io",
+    "sandboxtemplates.extensions.agents.x-k8s.io",
+    "sandboxwarmpools.extensions.agents.x-k8s.io",
+];
+
+/// A dynamic API for one kind in one version, in the test namespace.
+fn api(env: &TestEnv, kind: &str, version: &str) -> Api<DynamicObject> {
+    let (group, plural) = match kind {
+        "Sandbox" => ("agents.x-k8s.io", "sandboxes"),
+        "SandboxClaim" => ("extensions.agents.x-k8s.io", "sandboxclaims"),
+        "SandboxTemplate" => ("extensions.agents.x-k8s.io", "sandboxtemplates"),
+        _ => ("extensions.agents.x-k8s.io", "sandboxwarmpools"),
+    };
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::namespaced_with(env.client.clone(), &env.namespace, &resource)
+}
+
+fn object(kind: &str, version: &str, name: &str, spec: Value) -> anyhow::Result<DynamicObject> {
+    let group = if kind == "Sandbox" {
+        "agents.x-k8s.io"
+    } else {
+        "extensions.agents.x-k8s.io"
+    };
+    Ok(serde_json::from_value(json!({
+        "apiVersion": format!("{group}/{version}"),
+        "kind": kind,
+        "metadata": { "name": name },
+        "spec": spec,
+    }))?)
+}
+
+fn pod_template() -> Value {
+    json!({ "spec": { "containers": [{ "name": "agent", "image": "registry.invalid/agent:1" }] } })
+}
+
+/// Retries `attempt` until it succeeds or [`TIMEOUT`] passes (see [`RETRY_PAUSE`]).
+async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(error.context(format!("{what}: still failing after {TIMEOUT:?}")));
+            }
+            Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+        }
+    }
+}
+
+/// A free local port for the webhook (the API server must be told the port before the controller
+/// binds it).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The kubectl of the local cluster (`cargo xtask cluster env` puts it first on PATH).
+fn kubectl() -> std::path::PathBuf {
+    std::env::var_os("AGENT_SANDBOX_KUBE_BIN")
+        .map(|dir| std::path::PathBuf::from(dir).join("kubectl"))
+        .unwrap_or_else(|| "kubectl".into())
+}
+
+/// Waits until every CRD calls `url` with a caBundle, and returns the caBundle.
+async fn wait_for_crds_pointing_at(env: &TestEnv, url: &str) -> anyhow::Result<Vec<u8>> {
+    let api: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let mut bundles = Vec::new();
+    for name in CRDS {
+        let crd = wait_for_object(
+            &api,
+            name,
+            "the controller to point the CRD's conversion at its webhook",
+            TIMEOUT,
+            |crd: Option<&CustomResourceDefinition>| {
+                let config = crd
+                    .and_then(|c| c.spec.conversion.as_ref())
+                    .and_then(|c| c.webhook.as_ref())
+                    .and_then(|w| w.client_config.as_ref());
+                config.is_some_and(|c| {
+                    c.url.as_deref() == Some(url) && c.ca_bundle.is_some() && c.service.is_none()
+                })
+            },
+        )
+        .await?;
+        let bundle = crd
+            .spec
+            .conversion
+            .and_then(|c| c.webhook)
+            .and_then(|w| w.client_config)
+            .and_then(|c| c.ca_bundle)
+            .map(|b| b.0)
+            .unwrap_or_default();
+        bundles.push(bundle);
+    }
+    ensure!(
+        bundles.windows(2).all(|w| w[0] == w[1]),
+        "the CRDs trust different CAs"
+    );
+    Ok(bundles.remove(0))
+}
+
+async fn secret_ca(env: &TestEnv) -> anyhow::Result<(Vec<u8>, String)> {
+    let secret = Api::<Secret>::namespaced(env.client.clone(), &env.namespace)
+        .get(SECRET)
+        .await
+        .context("reading the webhook certificate Secret")?;
+    let ca = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("ca.crt"))
+        .map(|b| b.0.clone())
+        .context("the Secret has no ca.crt")?;
+    Ok((ca, secret.resource_version().unwrap_or_default()))
+}
+
+/// Creates `created` as v1alpha1, then returns it read as v1beta1 and read back as v1alpha1.
+async fn through_both_versions(
+    env: &TestEnv,
+    created: DynamicObject,
+) -> anyhow::Result<(DynamicObject, DynamicObject)> {
+    let kind = created
+        .types
+        .as_ref()
+        .map(|t| t.kind.clone())
+        .unwrap_or_default();
+    let name = created.name_any();
+    let alpha = api(env, &kind, "v1alpha1");
+    alpha
+        .create(&PostParams::default(), &created)
+        .await
+        .with_context(|| format!("creating {kind} {name} as v1alpha1"))?;
+    let beta = api(env, &kind, "v1beta1")
+        .get(&name)
+        .await
+        .with_context(|| format!("reading {kind} {name} as v1beta1"))?;
+    let back = alpha
+        .get(&name)
+        .await
+        .with_context(|| format!("reading {kind} {name} back as v1alpha1"))?;
+    Ok((beta, back))
+}
+
+async fn every_kind_reads_in_both_versions(env: &TestEnv) -> anyhow::Result<()> {
+    // The first conversion may still reach the API server's previous view of the CRD: retry it.
+    let sandbox = object(
+        "Sandbox",
+        "v1alpha1",
+        "suspended",
+        json!({ "replicas": 0, "podTemplate": pod_template() }),
+    )?;
+    let (beta, back) = eventually("creating the first v1alpha1 object", || {
+        let sandbox = sandbox.clone();
+        async move { through_both_versions(env, sandbox).await }
+    })
+    .await?;
+    ensure!(
+        beta.data["spec"]["operatingMode"] == "Suspended",
+        "replicas 0 reads as {beta:?}"
+    );
+    ensure!(beta.data["spec"]["podTemplate"] == pod_template());
+    ensure!(
+        back.data["spec"]["replicas"] == 0,
+        "v1alpha1 read back: {back:?}"
+    );
+
+    let template = json!({ "podTemplate": pod_template() });
+    let (beta, back) = through_both_versions(
+        env,
+        object("SandboxTemplate", "v1alpha1", "tmpl", template)?,
+    )
+    .await?;
+    ensure!(
+        beta.data["spec"]["podTemplate"] == pod_template(),
+        "{beta:?}"
+    );
+    // The schema defaults the rest of the spec, and the v1beta1-only volumeClaimTemplatesPolicy
+    // travels in an annotation.
+    ensure!(
+        back.data["spec"]["podTemplate"] == pod_template(),
+        "{back:?}"
+    );
+
+    let pool = json!({ "replicas": 2, "sandboxTemplateRef": { "name": "tmpl" } });
+    let (beta, back) = through_both_versions(
+        env,
+        object("SandboxWarmPool", "v1alpha1", "fast-pool", pool.clone())?,
+    )
+    .await?;
+    ensure!(beta.data["spec"]["replicas"] == 2, "{beta:?}");
+    ensure!(
+        beta.data["spec"]["sandboxTemplateRef"]["name"] == "tmpl",
+        "{beta:?}"
+    );
+    ensure!(back.data["spec"]["replicas"] == 2, "{back:?}");
+
+    let claim = json!({ "sandboxTemplateRef": { "name": "tmpl" }, "warmpool": "fast-pool" });
+    let (beta, back) = through_both_versions(
+        env,
+        object("SandboxClaim", "v1alpha1", "claim", claim.clone())?,
+    )
+    .await?;
+    ensure!(
+        beta.data["spec"]["warmPoolRef"]["name"] == "fast-pool",
+        "a claim of a specific pool maps to warmPoolRef: {beta:?}"
+    );
+    ensure!(back.data["spec"]["warmpool"] == "fast-pool", "{back:?}");
+    ensure!(
+        back.data["spec"]["sandboxTemplateRef"]["name"] == "tmpl",
+        "{back:?}"
+    );
+
+    // And the other way: a v1beta1 Sandbox reads as v1alpha1 with replicas 1.
+    api(env, "Sandbox", "v1beta1")
+        .create(
+            &PostParams::default(),
+            &object(
+                "Sandbox",
+                "v1beta1",
+                "running",
+                json!({ "podTemplate": pod_template(), "operatingMode": "Running" }),
+            )?,
+        )
+        .await
+        .context("creating a v1beta1 Sandbox")?;
+    let alpha = api(env, "Sandbox", "v1alpha1").get("running").await?;
+    ensure!(alpha.data["spec"]["replicas"] == 1, "{alpha:?}");
+    ensure!(
+        alpha.data["spec"].get("operatingMode").is_none(),
+        "{alpha:?}"
+    );
+    Ok(())
+}
+
+async fn v1alpha1_requests_carry_the_deprecation_warning(env: &TestEnv) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(kubectl())
+        .env("KUBECONFIG", cluster::kubeconfig_path())
+        .args([
+            "get",
+            "sandboxes.v1alpha1.agents.x-k8s.io",
+            "-n",
+            &env.namespace,
+        ])
+        .output()
+        .await
+        .context("running kubectl")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(output.status.success(), "kubectl failed: {stderr}");
+    ensure!(
+        stderr.contains("agents.x-k8s.io/v1alpha1 Sandbox is deprecated"),
+        "no deprecation warning on stderr: {stderr:?}"
+    );
+    ensure!(stdout.contains("suspended"), "kubectl listed: {stdout}");
+    Ok(())
+}
+
+fn start_controller(env: &TestEnv, name: &str, port: u16, url: &str) -> anyhow::Result<Controller> {
+    let cert_dir = workspace_root()
+        .join("target/e2e-logs")
+        .join(format!("{name}-{}-certs", env.namespace));
+    Controller::start(
+        name,
+        &cluster::kubeconfig_path(),
+        &[
+            &format!("--webhook-port={port}"),
+            &format!("--webhook-url={url}"),
+            &format!("--webhook-namespace={}", env.namespace),
+            &format!("--webhook-cert-dir={}", cert_dir.display()),
+        ],
+    )
+}
+
+async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::Result<()> {
+    let port = free_port()?;
+    let url = format!("https://127.0.0.1:{port}/convert");
+    let controller = running.insert(start_controller(env, "conversion-webhook", port, &url)?);
+    let trusted = wait_for_crds_pointing_at(env, &url).await?;
+    let (ca, version) = secret_ca(env).await?;
+    ensure!(trusted == ca, "the CRDs trust a CA other than the Secret's");
+
+    every_kind_reads_in_both_versions(env).await?;
+    v1alpha1_requests_carry_the_deprecation_warning(env).await?;
+
+    // A restart finds the Secret and keeps its CA: the API server's trust still holds.
+    controller.stop().await?;
+    let controller = running.insert(start_controller(
+        env,
+        "conversion-webhook-restarted",
+        port,
+        &url,
+    )?);
+    let sandboxes = api(env, "Sandbox", "v1alpha1");
+    let read = eventually("reading v1alpha1 through the restarted webhook", || {
+        let sandboxes = sandboxes.clone();
+        async move { Ok(sandboxes.get("suspended").await?) }
+    })
+    .await?;
+    ensure!(read.data["spec"]["replicas"] == 0, "{read:?}");
+    let (ca_after, version_after) = secret_ca(env).await?;
+    ensure!(ca_after == ca, "the restarted controller made a new CA");
+    ensure!(
+        version_after == version,
+        "the restarted controller rewrote the Secret"
+    );
+    ensure!(wait_for_crds_pointing_at(env, &url).await? == ca);
+    controller.ensure_running()
+}
+
+#[tokio::test]
+async fn both_versions_are_served_through_the_controllers_webhook() -> anyhow::Result<()> {
+    TestEnv::run("conversion", |env| async move {
+        crds::install_with_webhook(&env.client).await?;
+        let mut controller = None;
+        let result = scenarios(&env, &mut controller).await;
+        // Always: the CRDs go back to strategy None before the webhook goes away.
+        let reset = crds::reset_conversion(&env.client).await;
+        let stopped = match controller.as_mut() {
+            Some(controller) => {
+                if result.is_err() {
+                    eprintln!("controller log (tail):\n{}", controller.tail(60));
+                }
+                controller.stop().await
+            }
+            None => Ok(()),
+        };
+        match (result, reset, stopped) {
+            (Err(error), _, _) => Err(error),
+            (Ok(()), Err(error), _) => Err(error.context("restoring conversion strategy None")),
+            (Ok(()), Ok(()), stopped) => stopped,
+        }
+    })
+    .await
+}
+
+/// Fails loudly if the helper ever stops matching [`CRDS`] to what deploy/crds installs.
+#[test]
+fn the_suite_knows_every_crd() -> anyhow::Result<()> {
+    let mut installed: Vec<String> = crds::load()?.iter().map(ResourceExt::name_any).collect();
+    installed.sort();
+    let mut ours: Vec<String> = CRDS.iter().map(|s| (*s).to_owned()).collect();
+    ours.sort();
+    if installed != ours {
+        bail!("deploy/crds has {installed:?}, the suite expects {ours:?}");
+    }
+    Ok(())
+}
