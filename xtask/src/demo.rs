@@ -50,7 +50,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd
     };
 
-    println!("==> 2/5 CRDs from deploy/crds (conversion webhook not running yet: strategy None)");
+    println!(
+        "==> 2/5 CRDs from deploy/crds (strategy None: the demo runs without the conversion webhook)"
+    );
     run_cmd(&mut kubectl_cmd(&[
         "apply",
         "--server-side",
@@ -86,6 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .arg(&kubeconfig)
         .args([
             "--leader-elect=false",
+            "--enable-webhook=false",
             "--metrics-bind-address=127.0.0.1:0",
             "--health-probe-bind-address=127.0.0.1:0",
         ])

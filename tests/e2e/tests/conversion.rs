@@ -1,15 +1,20 @@
 //! Both versions served through the controller's own conversion webhook, on the local control plane.
 //!
 //! The API server runs on this host and cannot resolve a Service, so the controller runs in local mode
-//! (`--webhook-url https://127.0.0.1:<port>/convert`), generates its certificates into a Secret and points
-//! the four CRDs at itself. The CRDs are cluster-wide: the suite puts them back to conversion strategy
+//! (`--webhook-url https://127.0.0.1:<port>/convert`) as its own ServiceAccount with the RBAC from deploy/,
+//! generates its certificates into the Secret in `agent-sandbox-system` and points the four CRDs at itself. The CRDs are cluster-wide: the suite puts them back to conversion strategy
 //! None at the end, whatever happened, as every other suite expects.
+//!
+//! Covered: each kind created as v1alpha1 reads as v1beta1 and back; `replicas: 0` is Suspended and
+//! `kubectl scale --replicas=1` through v1alpha1 resumes it; a claim of a specific pool gets `warmPoolRef`;
+//! kubectl shows the deprecation warning; a restarted controller reuses the Secret's CA.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agent_sandbox_testkit::controller::Controller;
-use agent_sandbox_testkit::wait::wait_for_object;
-use agent_sandbox_testkit::{TestEnv, cluster, crds, workspace_root};
+use agent_sandbox_testkit::controller::{Controller, service_account_kubeconfig};
+use agent_sandbox_testkit::wait::{wait_deleted, wait_for_object};
+use agent_sandbox_testkit::{TestEnv, cluster, crds, manifests, workspace_root};
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,6 +30,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 const SECRET: &str = "agent-sandbox-webhook-certs";
+
+/// The controller's namespace in deploy/ (ServiceAccount, Roles, the certificate Secret).
+const SYSTEM_NAMESPACE: &str = "agent-sandbox-system";
 const CRDS: [&str; 4] = [
     "sandboxes.agents.x-k8s.io",
     "sandboxclaims.extensions.agents.x-k8s.io",
@@ -134,7 +142,7 @@ async fn wait_for_crds_pointing_at(env: &TestEnv, url: &str) -> anyhow::Result<V
 }
 
 async fn secret_ca(env: &TestEnv) -> anyhow::Result<(Vec<u8>, String)> {
-    let secret = Api::<Secret>::namespaced(env.client.clone(), &env.namespace)
+    let secret = Api::<Secret>::namespaced(env.client.clone(), SYSTEM_NAMESPACE)
         .get(SECRET)
         .await
         .context("reading the webhook certificate Secret")?;
@@ -288,17 +296,50 @@ async fn v1alpha1_requests_carry_the_deprecation_warning(env: &TestEnv) -> anyho
     Ok(())
 }
 
-fn start_controller(env: &TestEnv, name: &str, port: u16, url: &str) -> anyhow::Result<Controller> {
+/// Installs the controller's ServiceAccount and RBAC from deploy/, removes the certificate Secret an
+/// earlier run left, and returns a kubeconfig of that ServiceAccount: the webhook then proves the RBAC
+/// covers creating the Secret and patching the CRDs.
+async fn service_account(env: &TestEnv) -> anyhow::Result<PathBuf> {
+    let deploy = workspace_root().join("deploy/controller");
+    for file in ["namespace.yaml", "service-account.yaml", "rbac.yaml"] {
+        manifests::apply_file(&env.client, &deploy.join(file), SYSTEM_NAMESPACE).await?;
+    }
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), SYSTEM_NAMESPACE);
+    if let Some(old) = secrets.get_opt(SECRET).await? {
+        secrets.delete(SECRET, &Default::default()).await?;
+        wait_deleted(&secrets, &old, TIMEOUT).await?;
+    }
+    let dir = workspace_root().join("target/e2e-logs");
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("conversion-sa.kubeconfig");
+    service_account_kubeconfig(
+        &env.client,
+        &cluster::kubeconfig_path(),
+        SYSTEM_NAMESPACE,
+        "agent-sandbox-controller",
+        &kubeconfig,
+    )
+    .await?;
+    Ok(kubeconfig)
+}
+
+fn start_controller(
+    env: &TestEnv,
+    kubeconfig: &Path,
+    name: &str,
+    port: u16,
+    url: &str,
+) -> anyhow::Result<Controller> {
     let cert_dir = workspace_root()
         .join("target/e2e-logs")
         .join(format!("{name}-{}-certs", env.namespace));
     Controller::start(
         name,
-        &cluster::kubeconfig_path(),
+        kubeconfig,
         &[
             &format!("--webhook-port={port}"),
             &format!("--webhook-url={url}"),
-            &format!("--webhook-namespace={}", env.namespace),
+            &format!("--webhook-namespace={SYSTEM_NAMESPACE}"),
             &format!("--webhook-cert-dir={}", cert_dir.display()),
         ],
     )
@@ -307,7 +348,14 @@ fn start_controller(env: &TestEnv, name: &str, port: u16, url: &str) -> anyhow::
 async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::Result<()> {
     let port = free_port()?;
     let url = format!("https://127.0.0.1:{port}/convert");
-    let controller = running.insert(start_controller(env, "conversion-webhook", port, &url)?);
+    let kubeconfig = service_account(env).await?;
+    let controller = running.insert(start_controller(
+        env,
+        &kubeconfig,
+        "conversion-webhook",
+        port,
+        &url,
+    )?);
     let trusted = wait_for_crds_pointing_at(env, &url).await?;
     let (ca, version) = secret_ca(env).await?;
     ensure!(trusted == ca, "the CRDs trust a CA other than the Secret's");
@@ -319,6 +367,7 @@ async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::R
     controller.stop().await?;
     let controller = running.insert(start_controller(
         env,
+        &kubeconfig,
         "conversion-webhook-restarted",
         port,
         &url,
@@ -337,7 +386,38 @@ async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::R
         "the restarted controller rewrote the Secret"
     );
     ensure!(wait_for_crds_pointing_at(env, &url).await? == ca);
+
+    scaling_through_v1alpha1_resumes(env).await?;
     controller.ensure_running()
+}
+
+/// `kubectl scale --replicas=1` on the v1alpha1 scale subresource resumes a suspended Sandbox.
+async fn scaling_through_v1alpha1_resumes(env: &TestEnv) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(kubectl())
+        .env("KUBECONFIG", cluster::kubeconfig_path())
+        .args([
+            "scale",
+            "sandboxes.v1alpha1.agents.x-k8s.io/suspended",
+            "--replicas=1",
+            "-n",
+            &env.namespace,
+        ])
+        .output()
+        .await
+        .context("running kubectl scale")?;
+    ensure!(
+        output.status.success(),
+        "kubectl scale failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let beta = api(env, "Sandbox", "v1beta1").get("suspended").await?;
+    ensure!(
+        beta.data["spec"]["operatingMode"] == "Running",
+        "scaled to 1 reads as {beta:?}"
+    );
+    let alpha = api(env, "Sandbox", "v1alpha1").get("suspended").await?;
+    ensure!(alpha.data["spec"]["replicas"] == 1, "{alpha:?}");
+    Ok(())
 }
 
 #[tokio::test]
