@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -62,33 +62,29 @@ pub struct CertFiles {
 }
 
 impl CertFiles {
-    fn read(&self) -> Result<(Arc<CertifiedKey>, Stamp), TlsError> {
+    /// The files' contents (a change of either triggers a reload; comparing contents also catches
+    /// a mounted Secret's symlink swap, which leaves modification times alone).
+    fn contents(&self) -> Result<Contents, TlsError> {
         let read = |path: &Path| {
             std::fs::read_to_string(path).map_err(|source| TlsError::Read {
                 path: path.to_owned(),
                 source,
             })
         };
-        let stamp = self.stamp();
-        let key =
-            certs::certified_key(&read(&self.cert)?, &read(&self.key)?).map_err(|source| {
-                TlsError::Invalid {
-                    cert: self.cert.clone(),
-                    key: self.key.clone(),
-                    source,
-                }
-            })?;
-        Ok((key, stamp))
+        Ok((read(&self.cert)?, read(&self.key)?))
     }
 
-    fn stamp(&self) -> Stamp {
-        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        (modified(&self.cert), modified(&self.key))
+    fn load(&self, contents: &Contents) -> Result<Arc<CertifiedKey>, TlsError> {
+        certs::certified_key(&contents.0, &contents.1).map_err(|source| TlsError::Invalid {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            source,
+        })
     }
 }
 
-/// Modification times of the two files; a change triggers a reload.
-type Stamp = (Option<SystemTime>, Option<SystemTime>);
+/// The certificate and key files' text.
+type Contents = (String, String);
 
 /// Presents the current certificate; swapped in place when the files change.
 #[derive(Debug)]
@@ -102,26 +98,48 @@ impl ResolvesServerCert for Reloading {
     }
 }
 
-/// Re-reads the files every [`RELOAD_INTERVAL`] while they change; a broken update keeps the old
-/// certificate and is logged.
-async fn reload_when_changed(files: CertFiles, resolver: Arc<Reloading>, mut stamp: Stamp) {
+/// What one look at the files did.
+#[derive(Debug)]
+enum Reload {
+    Unchanged,
+    Reloaded,
+    /// The files changed but are unusable (or unreadable); the previous certificate stays.
+    Kept(TlsError),
+}
+
+/// Swaps in the files' certificate if their contents differ from `seen`.
+fn reload_once(files: &CertFiles, resolver: &Reloading, seen: &mut Contents) -> Reload {
+    let contents = match files.contents() {
+        Ok(contents) => contents,
+        Err(error) => return Reload::Kept(error),
+    };
+    if contents == *seen {
+        return Reload::Unchanged;
+    }
+    let key = match files.load(&contents) {
+        Ok(key) => key,
+        Err(error) => return Reload::Kept(error),
+    };
+    if let Ok(mut current) = resolver.current.write() {
+        *current = key;
+    }
+    *seen = contents;
+    Reload::Reloaded
+}
+
+/// Looks at the files every [`RELOAD_INTERVAL`] and reloads them when they change.
+async fn reload_when_changed(files: CertFiles, resolver: Arc<Reloading>, mut seen: Contents) {
     let mut interval = tokio::time::interval(RELOAD_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if files.stamp() == stamp {
-            continue;
-        }
-        match files.read() {
-            Ok((key, new_stamp)) => {
-                if let Ok(mut current) = resolver.current.write() {
-                    *current = key;
-                }
-                stamp = new_stamp;
-                tracing::info!(cert = %files.cert.display(), "reloaded the webhook certificate");
+        match reload_once(&files, &resolver, &mut seen) {
+            Reload::Unchanged => {}
+            Reload::Reloaded => {
+                tracing::info!(cert = %files.cert.display(), "reloaded the webhook certificate")
             }
-            Err(error) => {
-                tracing::warn!(%error, "the webhook certificate changed but cannot be used; keeping the previous one")
+            Reload::Kept(error) => {
+                tracing::warn!(%error, "the webhook certificate files cannot be used; keeping the previous certificate")
             }
         }
     }
@@ -132,7 +150,8 @@ async fn reload_when_changed(files: CertFiles, resolver: Arc<Reloading>, mut sta
 pub fn acceptor(
     files: CertFiles,
 ) -> Result<(TlsAcceptor, impl Future<Output = ()> + Send + 'static), TlsError> {
-    let (key, stamp) = files.read()?;
+    let contents = files.contents()?;
+    let key = files.load(&contents)?;
     let resolver = Arc::new(Reloading {
         current: RwLock::new(key),
     });
@@ -143,7 +162,7 @@ pub fn acceptor(
     .with_no_client_auth()
     .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let reload = reload_when_changed(files, resolver, stamp);
+    let reload = reload_when_changed(files, resolver, contents);
     Ok((TlsAcceptor::from(Arc::new(config)), reload))
 }
 
@@ -212,6 +231,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, SocketAddr};
+    use std::time::SystemTime;
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
@@ -304,6 +324,63 @@ mod tests {
 
         let _ = served.stop.send(());
         let _ = std::fs::remove_dir_all(&served.dir);
+    }
+
+    #[test]
+    fn changed_files_are_reloaded_and_broken_ones_keep_the_previous_certificate() {
+        let dir = std::env::temp_dir().join(format!("webhook-tls-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let names = ServingNames {
+            dns: vec!["hook.test".into()],
+            ips: Vec::new(),
+        };
+        let files = CertFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        let write = |bundle: &CertBundle| {
+            std::fs::write(&files.cert, &bundle.cert).expect("written");
+            std::fs::write(&files.key, &bundle.key).expect("written");
+        };
+        let first = generate(&names, SystemTime::now()).expect("generated");
+        write(&first);
+        let mut seen = files.contents().expect("readable");
+        let resolver = Reloading {
+            current: RwLock::new(files.load(&seen).expect("usable")),
+        };
+        let presented = |resolver: &Reloading| {
+            resolver
+                .current
+                .read()
+                .map(|key| key.cert[0].as_ref().to_vec())
+                .unwrap_or_default()
+        };
+        let der = |bundle: &CertBundle| {
+            CertificateDer::from_pem_slice(bundle.cert.as_bytes())
+                .expect("PEM")
+                .as_ref()
+                .to_vec()
+        };
+        assert!(matches!(
+            reload_once(&files, &resolver, &mut seen),
+            Reload::Unchanged
+        ));
+
+        let second = generate(&names, SystemTime::now()).expect("generated");
+        write(&second);
+        assert!(matches!(
+            reload_once(&files, &resolver, &mut seen),
+            Reload::Reloaded
+        ));
+        assert_eq!(presented(&resolver), der(&second));
+
+        std::fs::write(&files.key, &first.key).expect("written");
+        assert!(matches!(
+            reload_once(&files, &resolver, &mut seen),
+            Reload::Kept(TlsError::Invalid { .. })
+        ));
+        assert_eq!(presented(&resolver), der(&second));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
