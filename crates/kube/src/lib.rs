@@ -161,6 +161,16 @@ pub async fn run(
         }
         None => None,
     };
+    // A shutdown that arrived while the webhook was starting (Secret, CRD patch) ends the process
+    // here: the Sandbox controller, once started, would first wait for its caches.
+    if *stop_rx.borrow() {
+        let _ = metrics_server.await;
+        let _ = health_server.await;
+        if let Some(server) = webhook_server {
+            let _ = server.await;
+        }
+        return Ok(());
+    }
 
     let (lost_tx, lost_rx) = watch::channel(false);
     // The lease is released only after the controller stopped, so a standby never acts while

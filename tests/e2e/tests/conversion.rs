@@ -7,7 +7,8 @@
 //!
 //! Covered: each kind created as v1alpha1 reads as v1beta1 and back; `replicas: 0` is Suspended and
 //! `kubectl scale --replicas=1` through v1alpha1 resumes it; a claim of a specific pool gets `warmPoolRef`;
-//! kubectl shows the deprecation warning; a restarted controller reuses the Secret's CA.
+//! kubectl shows the deprecation warning; a restarted controller reuses the Secret's CA; two replicas
+//! started at once share one Secret.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,11 +90,39 @@ where
     }
 }
 
-/// A free local port for the webhook (the API server must be told the port before the controller
-/// binds it).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// Waits until the controller's log shows `needle`; used to know a controller is past its start-up
+/// (a SIGTERM while its caches sync is answered only after the shutdown grace period).
+async fn wait_logged(controller: &Controller, needle: &str) -> anyhow::Result<()> {
+    eventually("the controller to finish starting", || {
+        let logged = controller.tail(400).contains(needle);
+        async move {
+            ensure!(logged, "{needle:?} not logged yet");
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Logged by a replica whose Sandbox controller runs.
+const STARTED: &str = "caches synced";
+
+/// First port tried for the webhook: below the ephemeral range (32768 and up on Linux), so no outgoing
+/// connection can take it while the controller restarts on the same port. `AGENT_SANDBOX_PORT_OFFSET`
+/// shifts it like the cluster's own ports.
+const WEBHOOK_PORT_BASE: u16 = 29443;
+
+/// A free local port for a webhook (the API server must be told the port before the controller binds
+/// it); `skip` ports are passed over (ones already handed out in this run).
+fn free_port(skip: &[u16]) -> anyhow::Result<u16> {
+    let offset: u16 = std::env::var("AGENT_SANDBOX_PORT_OFFSET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let first = WEBHOOK_PORT_BASE.saturating_add(offset);
+    (first..first.saturating_add(100))
+        .filter(|port| !skip.contains(port))
+        .find(|port| std::net::TcpListener::bind(("0.0.0.0", *port)).is_ok())
+        .with_context(|| format!("no free port in {first}..{}", first.saturating_add(100)))
 }
 
 /// The kubectl of the local cluster (`cargo xtask cluster env` puts it first on PATH).
@@ -304,11 +333,7 @@ async fn service_account(env: &TestEnv) -> anyhow::Result<PathBuf> {
     for file in ["namespace.yaml", "service-account.yaml", "rbac.yaml"] {
         manifests::apply_file(&env.client, &deploy.join(file), SYSTEM_NAMESPACE).await?;
     }
-    let secrets = Api::<Secret>::namespaced(env.client.clone(), SYSTEM_NAMESPACE);
-    if let Some(old) = secrets.get_opt(SECRET).await? {
-        secrets.delete(SECRET, &Default::default()).await?;
-        wait_deleted(&secrets, &old, TIMEOUT).await?;
-    }
+    delete_secret(env).await?;
     let dir = workspace_root().join("target/e2e-logs");
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("conversion-sa.kubeconfig");
@@ -323,6 +348,23 @@ async fn service_account(env: &TestEnv) -> anyhow::Result<PathBuf> {
     Ok(kubeconfig)
 }
 
+/// Removes the certificate Secret (if any) and waits until it is gone.
+async fn delete_secret(env: &TestEnv) -> anyhow::Result<()> {
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), SYSTEM_NAMESPACE);
+    if let Some(old) = secrets.get_opt(SECRET).await? {
+        secrets.delete(SECRET, &Default::default()).await?;
+        wait_deleted(&secrets, &old, TIMEOUT).await?;
+    }
+    Ok(())
+}
+
+/// Where controller `name` writes its serving certificate.
+fn cert_dir(env: &TestEnv, name: &str) -> PathBuf {
+    workspace_root()
+        .join("target/e2e-logs")
+        .join(format!("{name}-{}-certs", env.namespace))
+}
+
 fn start_controller(
     env: &TestEnv,
     kubeconfig: &Path,
@@ -330,23 +372,114 @@ fn start_controller(
     port: u16,
     url: &str,
 ) -> anyhow::Result<Controller> {
-    let cert_dir = workspace_root()
-        .join("target/e2e-logs")
-        .join(format!("{name}-{}-certs", env.namespace));
-    Controller::start(
-        name,
-        kubeconfig,
-        &[
-            &format!("--webhook-port={port}"),
-            &format!("--webhook-url={url}"),
-            &format!("--webhook-namespace={SYSTEM_NAMESPACE}"),
-            &format!("--webhook-cert-dir={}", cert_dir.display()),
-        ],
-    )
+    start_controller_with(env, kubeconfig, name, port, url, &[])
+}
+
+fn start_controller_with(
+    env: &TestEnv,
+    kubeconfig: &Path,
+    name: &str,
+    port: u16,
+    url: &str,
+    extra: &[&str],
+) -> anyhow::Result<Controller> {
+    let port = format!("--webhook-port={port}");
+    let url = format!("--webhook-url={url}");
+    let namespace = format!("--webhook-namespace={SYSTEM_NAMESPACE}");
+    let dir = format!("--webhook-cert-dir={}", cert_dir(env, name).display());
+    let mut args = vec![
+        port.as_str(),
+        url.as_str(),
+        namespace.as_str(),
+        dir.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    Controller::start(name, kubeconfig, &args)
+}
+
+/// Two replicas starting at once with no Secret serve under one CA: whichever loses the race for the
+/// Secret uses the winner's certificates. They elect a leader, and the standby serves conversions too.
+async fn concurrent_replicas_share_one_secret(
+    env: &TestEnv,
+    kubeconfig: &Path,
+) -> anyhow::Result<()> {
+    delete_secret(env).await?;
+    let lease = format!("--leader-election-id=conversion-{}", env.namespace);
+    let election = [
+        "--leader-elect=true",
+        "--leader-election-namespace=agent-sandbox-system",
+        lease.as_str(),
+    ];
+    let mut replicas = Vec::new();
+    let mut ports = Vec::new();
+    for name in ["conversion-replica-a", "conversion-replica-b"] {
+        let port = free_port(&ports)?;
+        ports.push(port);
+        let url = format!("https://127.0.0.1:{port}/convert");
+        let controller = start_controller_with(env, kubeconfig, name, port, &url, &election)?;
+        replicas.push((controller, cert_dir(env, name)));
+    }
+    let dirs: Vec<PathBuf> = replicas.iter().map(|(_, dir)| dir.clone()).collect();
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), SYSTEM_NAMESPACE);
+    let shared = eventually("both replicas serving the Secret's certificate", || {
+        let (dirs, secrets) = (dirs.clone(), secrets.clone());
+        async move {
+            let stored = secrets
+                .get(SECRET)
+                .await?
+                .data
+                .and_then(|d| d.get("tls.crt").map(|b| b.0.clone()))
+                .context("the Secret has no tls.crt")?;
+            for dir in &dirs {
+                let served = std::fs::read(dir.join("tls.crt"))
+                    .with_context(|| format!("reading {}", dir.display()))?;
+                ensure!(
+                    served == stored,
+                    "{} differs from the Secret",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+    })
+    .await;
+    let mut results = vec![shared];
+    // One replica leads (its Sandbox controller has started), the other stands by. The standby is
+    // stopped first: stopping the leader first would make the standby lead as it is being stopped.
+    let leader = eventually("one replica to lead", || {
+        let logs: Vec<String> = replicas.iter().map(|(c, _)| c.tail(400)).collect();
+        async move {
+            let leading: Vec<usize> = (0..logs.len())
+                .filter(|&i| logs[i].contains(STARTED))
+                .collect();
+            match leading.as_slice() {
+                [one] => Ok(*one),
+                _ => bail!("replicas leading: {leading:?}"),
+            }
+        }
+    })
+    .await;
+    let order: Vec<usize> = match &leader {
+        Ok(leader) => (0..replicas.len())
+            .filter(|i| i != leader)
+            .chain([*leader])
+            .collect(),
+        Err(_) => (0..replicas.len()).collect(),
+    };
+    results.push(leader.map(|_| ()));
+    for i in order {
+        let controller = &mut replicas[i].0;
+        results.push(controller.ensure_running());
+        results.push(controller.stop().await);
+        if results.iter().any(Result::is_err) {
+            eprintln!("replica log (tail):\n{}", controller.tail(40));
+        }
+    }
+    results.into_iter().collect()
 }
 
 async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::Result<()> {
-    let port = free_port()?;
+    let port = free_port(&[])?;
     let url = format!("https://127.0.0.1:{port}/convert");
     let kubeconfig = service_account(env).await?;
     let controller = running.insert(start_controller(
@@ -388,7 +521,12 @@ async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::R
     ensure!(wait_for_crds_pointing_at(env, &url).await? == ca);
 
     scaling_through_v1alpha1_resumes(env).await?;
-    controller.ensure_running()
+    controller.ensure_running()?;
+    wait_logged(controller, STARTED).await?;
+    controller.stop().await?;
+    *running = None;
+
+    concurrent_replicas_share_one_secret(env, &kubeconfig).await
 }
 
 /// `kubectl scale --replicas=1` on the v1alpha1 scale subresource resumes a suspended Sandbox.
