@@ -41,7 +41,9 @@ pub fn webhook_conversion() -> CustomResourceConversion {
                 }),
                 ..WebhookClientConfig::default()
             }),
-            conversion_review_versions: vec!["v1".into(), "v1beta1".into()],
+            conversion_review_versions: webhook::CONVERSION_REVIEW_VERSIONS
+                .map(String::from)
+                .to_vec(),
         }),
     }
 }

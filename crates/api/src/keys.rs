@@ -87,6 +87,8 @@ pub mod webhook {
     pub const SERVICE_NAMESPACE: &str = "agent-sandbox-system";
     /// HTTP path of the conversion endpoint.
     pub const CONVERT_PATH: &str = "/convert";
+    /// The ConversionReview versions the webhook answers.
+    pub const CONVERSION_REVIEW_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
 }
 
 /// True when `key` starts with a reserved project prefix.

@@ -20,8 +20,7 @@ use self::certs::ServingNames;
 use self::provision::Endpoint;
 use self::tls::CertFiles;
 
-/// The path the API server posts ConversionReviews to.
-pub const CONVERT_PATH: &str = "/convert";
+pub use agent_sandbox_api::keys::webhook::CONVERT_PATH;
 
 /// File names of the certificate and key written in self-managed mode.
 pub const MANAGED_CERT_NAME: &str = "tls.crt";

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use agent_sandbox_api::keys::webhook::CONVERSION_REVIEW_VERSIONS;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -176,7 +177,7 @@ pub fn conversion_patch(endpoint: &Endpoint, ca: &str, review_versions: &[String
         Endpoint::Url(url) => json!({ "caBundle": ca_bundle, "url": url, "service": null }),
     };
     let versions: Vec<String> = if review_versions.is_empty() {
-        vec!["v1".into(), "v1beta1".into()]
+        CONVERSION_REVIEW_VERSIONS.map(String::from).to_vec()
     } else {
         review_versions.to_vec()
     };

@@ -6,6 +6,7 @@
 //! have the same shape, so a review is answered in the version it was asked in.
 
 use agent_sandbox_api::convert::Spoke;
+use agent_sandbox_api::keys::{CORE_GROUP, DEPRECATED_VERSION, EXTENSIONS_GROUP, STORAGE_VERSION};
 use agent_sandbox_api::v1alpha1;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -113,10 +114,8 @@ enum Version {
 /// The group a kind belongs to, or `None` for a kind this webhook does not convert.
 fn group_of(kind: &str) -> Option<&'static str> {
     match kind {
-        "Sandbox" => Some("agents.x-k8s.io"),
-        "SandboxClaim" | "SandboxTemplate" | "SandboxWarmPool" => {
-            Some("extensions.agents.x-k8s.io")
-        }
+        "Sandbox" => Some(CORE_GROUP),
+        "SandboxClaim" | "SandboxTemplate" | "SandboxWarmPool" => Some(EXTENSIONS_GROUP),
         _ => None,
     }
 }
@@ -124,10 +123,10 @@ fn group_of(kind: &str) -> Option<&'static str> {
 /// Splits `group/version` of one of our kinds.
 fn version_of(api_version: &str, group: &str) -> Result<Version, String> {
     match api_version.split_once('/') {
-        Some((g, "v1alpha1")) if g == group => Ok(Version::V1alpha1),
-        Some((g, "v1beta1")) if g == group => Ok(Version::V1beta1),
+        Some((g, v)) if g == group && v == DEPRECATED_VERSION => Ok(Version::V1alpha1),
+        Some((g, v)) if g == group && v == STORAGE_VERSION => Ok(Version::V1beta1),
         _ => Err(format!(
-            "apiVersion {api_version:?} is not {group}/v1alpha1 or {group}/v1beta1"
+            "apiVersion {api_version:?} is not {group}/{DEPRECATED_VERSION} or {group}/{STORAGE_VERSION}"
         )),
     }
 }
