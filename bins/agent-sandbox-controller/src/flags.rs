@@ -3,12 +3,17 @@
 use agent_sandbox_api::validate::{is_dns_label, is_dns_subdomain};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
+use agent_sandbox_kube::extensions::ExtensionSettings;
 use agent_sandbox_kube::webhook::WebhookSettings;
 use agent_sandbox_kube::{LeaderElection, Settings};
+use agent_sandbox_warmpool::member::MemberConfig;
+use agent_sandbox_warmpool::pool::Config as PoolConfig;
 use anyhow::{Context as _, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use garde::Validate;
+use k8s_openapi::jiff::SignedDuration;
 
 /// Where the in-cluster namespace of the controller's Pod is mounted.
 const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -62,8 +67,7 @@ pub struct Flags {
     #[garde(custom(dns_subdomain))]
     pub leader_election_id: String,
 
-    /// Enable the SandboxClaim, SandboxTemplate and SandboxWarmPool controllers (not in this build yet:
-    /// accepted and reported).
+    /// Enable the SandboxClaim, SandboxTemplate and SandboxWarmPool controllers.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     #[garde(skip)]
     pub extensions: bool,
@@ -87,6 +91,63 @@ pub struct Flags {
     #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     #[garde(range(min = 1, max = 65535))]
     pub sandbox_concurrent_workers: i64,
+
+    /// Maximum concurrent SandboxClaim reconciles (with --extensions).
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+    #[garde(range(min = 1, max = 65535))]
+    pub sandbox_claim_concurrent_workers: i64,
+
+    /// Maximum concurrent SandboxWarmPool reconciles (with --extensions).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    #[garde(range(min = 1, max = 65535))]
+    pub sandbox_warm_pool_concurrent_workers: i64,
+
+    /// Maximum concurrent SandboxTemplate reconciles (with --extensions).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    #[garde(range(min = 1, max = 65535))]
+    pub sandbox_template_concurrent_workers: i64,
+
+    /// Most Sandboxes a warm pool creates or deletes in one pass.
+    #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
+    #[garde(range(min = 1, max = 4294967295))]
+    pub sandbox_warm_pool_max_batch_size: i64,
+
+    /// How long a warm pool waits after losing members before refilling (Go duration, e.g. `500ms`,
+    /// `2s`; 0: refill at once).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    #[garde(skip)]
+    pub sandbox_warm_pool_replenish_delay: Duration,
+
+    /// Most Sandboxes a warm pool creates per second (0: unlimited).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[garde(custom(finite_non_negative))]
+    pub sandbox_warm_pool_max_refill_rate: f64,
+
+    /// A warm pool member not Ready after this long is replaced, unless it is unschedulable.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[garde(custom(positive))]
+    pub sandbox_warm_pool_readiness_grace_period: Duration,
+
+    /// How often a warm pool holding unschedulable members looks again.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    #[garde(custom(positive))]
+    pub sandbox_warm_pool_unschedulable_recheck_interval: Duration,
+
+    /// Mark warm pool Pods `cluster-autoscaler.kubernetes.io/safe-to-evict: "true"` unless the
+    /// template says otherwise.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub enable_warm_pool_eviction: bool,
+
+    /// Publish no Events about SandboxClaims.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub disable_claim_events: bool,
+
+    /// Do not persist the first-observed and trace-context annotations on SandboxClaims.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    #[garde(skip)]
+    pub disable_claim_observability_annotations: bool,
 
     /// Watch only Pods and Services carrying the `agents.x-k8s.io/sandbox-name-hash` label (unlabelled
     /// objects meant for adoption are then invisible until labelled).
@@ -205,6 +266,33 @@ fn optional_dns_label(value: &str, _: &()) -> garde::Result {
     }
 }
 
+fn finite_non_negative(value: &f64, _: &()) -> garde::Result {
+    if value.is_finite() && *value >= 0.0 {
+        Ok(())
+    } else {
+        Err(garde::Error::new("must be a finite number, 0 or more"))
+    }
+}
+
+fn positive(value: &Duration, _: &()) -> garde::Result {
+    if value.is_zero() {
+        Err(garde::Error::new("must be longer than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses a Go duration (`0`, `300ms`, `5m`, `1h30m`, `1.5s`); negative values are refused.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    if value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let parsed: SignedDuration = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration (examples: 0, 500ms, 2s, 5m, 1h30m)"))?;
+    Duration::try_from(parsed).map_err(|_| format!("{value:?} is negative"))
+}
+
 fn finite(value: &f32, _: &()) -> garde::Result {
     if value.is_finite() {
         Ok(())
@@ -290,22 +378,69 @@ impl Flags {
                 manage_certs: self.manage_webhook_certs,
                 url: self.webhook_url.clone(),
             }),
+            extensions: self
+                .extensions
+                .then(|| self.extension_settings())
+                .transpose()?,
         })
+    }
+
+    fn extension_settings(&self) -> anyhow::Result<ExtensionSettings> {
+        let workers = |value: i64, flag: &str| {
+            u16::try_from(value).with_context(|| format!("--{flag} is out of range"))
+        };
+        Ok(ExtensionSettings {
+            template_workers: workers(
+                self.sandbox_template_concurrent_workers,
+                "sandbox-template-concurrent-workers",
+            )?,
+            pool_workers: workers(
+                self.sandbox_warm_pool_concurrent_workers,
+                "sandbox-warm-pool-concurrent-workers",
+            )?,
+            claim_workers: workers(
+                self.sandbox_claim_concurrent_workers,
+                "sandbox-claim-concurrent-workers",
+            )?,
+            pool: PoolConfig {
+                readiness_grace: self.sandbox_warm_pool_readiness_grace_period,
+                unschedulable_recheck: self.sandbox_warm_pool_unschedulable_recheck_interval,
+                max_batch: u32::try_from(self.sandbox_warm_pool_max_batch_size)
+                    .context("--sandbox-warm-pool-max-batch-size is out of range")?,
+                replenish_delay: self.sandbox_warm_pool_replenish_delay,
+                max_refill_rate: self.sandbox_warm_pool_max_refill_rate,
+                member: MemberConfig {
+                    eviction_annotation: self.enable_warm_pool_eviction,
+                },
+            },
+            claim_events: !self.disable_claim_events,
+            claim_observability_annotations: !self.disable_claim_observability_annotations,
+        })
+    }
+
+    /// Workers of every controller that runs.
+    fn total_workers(&self) -> i64 {
+        let extensions = if self.extensions {
+            self.sandbox_claim_concurrent_workers
+                .saturating_add(self.sandbox_warm_pool_concurrent_workers)
+                .saturating_add(self.sandbox_template_concurrent_workers)
+        } else {
+            0
+        };
+        self.sandbox_concurrent_workers.saturating_add(extensions)
     }
 
     /// Settings that are valid but probably not meant (upstream warns on the same).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.sandbox_concurrent_workers > 1000 {
-            warnings.push(format!(
-                "--sandbox-concurrent-workers={} is above 1000",
-                self.sandbox_concurrent_workers
-            ));
+        let total = self.total_workers();
+        if total > 1000 {
+            warnings.push(format!("{total} concurrent workers in all is above 1000"));
         }
-        if self.kube_api_qps > 0.0 && self.sandbox_concurrent_workers > self.kube_api_burst {
+        if self.kube_api_qps > 0.0 && total > self.kube_api_burst {
             warnings.push(format!(
-                "--sandbox-concurrent-workers={} exceeds --kube-api-burst={}",
-                self.sandbox_concurrent_workers, self.kube_api_burst
+                "{total} concurrent workers in all exceed --kube-api-burst={}",
+                self.kube_api_burst
             ));
         }
         warnings
@@ -460,6 +595,107 @@ mod tests {
             Some(SocketAddr::from(([127, 0, 0, 1], 0)))
         );
         assert_eq!(parse_bind_address("localhost"), None);
+    }
+
+    #[test]
+    fn extension_flags_default_to_upstream_values() {
+        let flags = parse(&["--leader-elect=false", "--extensions"]);
+        let settings = flags.settings().map_err(|e| e.to_string());
+        let extensions = settings.map(|s| s.extensions);
+        let Ok(Some(extensions)) = extensions else {
+            panic!("{extensions:?}");
+        };
+        assert_eq!(
+            (
+                extensions.template_workers,
+                extensions.pool_workers,
+                extensions.claim_workers
+            ),
+            (1, 1, 50)
+        );
+        assert_eq!(extensions.pool, PoolConfig::default());
+        assert!(extensions.claim_events && extensions.claim_observability_annotations);
+        let off = parse(&["--leader-elect=false"]).settings();
+        assert!(off.is_ok_and(|s| s.extensions.is_none()));
+    }
+
+    #[test]
+    fn extension_flags_are_applied_and_validated() {
+        let flags = parse(&[
+            "--leader-elect=false",
+            "--extensions=true",
+            "--sandbox-warm-pool-max-batch-size=7",
+            "--sandbox-warm-pool-replenish-delay=1500ms",
+            "--sandbox-warm-pool-max-refill-rate=2.5",
+            "--sandbox-warm-pool-readiness-grace-period=1h30m",
+            "--sandbox-warm-pool-unschedulable-recheck-interval=10s",
+            "--enable-warm-pool-eviction=false",
+            "--disable-claim-events",
+            "--disable-claim-observability-annotations",
+        ]);
+        let extensions = flags.settings().map(|s| s.extensions).ok().flatten();
+        let Some(extensions) = extensions else {
+            panic!("settings refused");
+        };
+        assert_eq!(
+            extensions.pool,
+            PoolConfig {
+                readiness_grace: Duration::from_secs(5400),
+                unschedulable_recheck: Duration::from_secs(10),
+                max_batch: 7,
+                replenish_delay: Duration::from_millis(1500),
+                max_refill_rate: 2.5,
+                member: MemberConfig {
+                    eviction_annotation: false
+                },
+            }
+        );
+        assert!(!extensions.claim_events && !extensions.claim_observability_annotations);
+        for (args, needle) in [
+            (
+                vec!["--sandbox-warm-pool-max-batch-size=0"],
+                "--sandbox-warm-pool-max-batch-size",
+            ),
+            (
+                vec!["--sandbox-warm-pool-max-refill-rate=-1"],
+                "--sandbox-warm-pool-max-refill-rate",
+            ),
+            (
+                vec!["--sandbox-warm-pool-readiness-grace-period=0"],
+                "--sandbox-warm-pool-readiness-grace-period",
+            ),
+            (
+                vec!["--sandbox-claim-concurrent-workers=0"],
+                "--sandbox-claim-concurrent-workers",
+            ),
+        ] {
+            let mut all = vec!["--leader-elect=false", "--extensions"];
+            all.extend(args.iter().copied());
+            let error = parse(&all)
+                .settings()
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            assert!(
+                error.as_ref().is_err_and(|e| e.contains(needle)),
+                "{args:?}: {error:?}"
+            );
+        }
+        let argv = [
+            "agent-sandbox-controller",
+            "--sandbox-warm-pool-replenish-delay=soon",
+        ];
+        assert!(Flags::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
     }
 
     #[test]

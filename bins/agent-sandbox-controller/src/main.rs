@@ -68,11 +68,6 @@ async fn run() -> anyhow::Result<()> {
     for warning in flags.warnings() {
         tracing::warn!("{warning}");
     }
-    if flags.extensions {
-        tracing::warn!(
-            "--extensions is accepted but the SandboxClaim, SandboxTemplate and SandboxWarmPool controllers are not part of this build yet; running the Sandbox controller only"
-        );
-    }
     let client = client(&flags).await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -1,6 +1,5 @@
-//! Publishes the decision core's events as Kubernetes Events (events.k8s.io/v1) about a Sandbox.
+//! Publishes the decision core's events as Kubernetes Events (events.k8s.io/v1) about an object.
 
-use agent_sandbox_api::v1beta1::Sandbox;
 use agent_sandbox_core::sandbox::{Event, EventType};
 use kube::Client;
 use kube::Resource;
@@ -50,12 +49,12 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes `events` about `sandbox`; a failure is logged, never fatal.
-    pub async fn publish(&self, sandbox: &Sandbox, events: &[Event]) {
+    /// Publishes `events` about `object`; a failure is logged, never fatal.
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, events: &[Event]) {
         if events.is_empty() {
             return;
         }
-        let reference = sandbox.object_ref(&());
+        let reference = object.object_ref(&());
         for event in events {
             if let Err(error) = self
                 .recorder

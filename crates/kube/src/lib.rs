@@ -3,15 +3,21 @@
 //! observes, executes and reports.
 
 pub mod cache;
+pub mod claim_controller;
 pub mod events;
 pub mod executor;
 pub mod expectations;
+pub mod extensions;
+pub mod feed;
 pub mod health;
 pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod sandbox_controller;
+pub mod shared;
+pub mod template_controller;
+pub mod warmpool_controller;
 pub mod webhook;
 
 use std::future::Future;
@@ -21,9 +27,13 @@ use agent_sandbox_core::sandbox::Config;
 use kube::Client;
 use tokio::sync::watch;
 
+use crate::claim_controller::ClaimController;
+use crate::extensions::{ExtensionSettings, ExtensionWatches};
 use crate::health::Readiness;
 use crate::leader::{Elector, LeaseConfig};
 use crate::sandbox_controller::{SandboxControllerSettings, Watches};
+use crate::template_controller::TemplateController;
+use crate::warmpool_controller::WarmPoolController;
 
 /// How long in-flight passes may take to finish after a shutdown request (below the Deployment's
 /// 30 s termination grace period).
@@ -79,6 +89,9 @@ pub struct Settings {
     pub identity: String,
     /// `None` runs without the conversion webhook.
     pub webhook: Option<webhook::WebhookSettings>,
+    /// `None` runs the Sandbox controller only; `Some` adds the SandboxTemplate, SandboxWarmPool and
+    /// SandboxClaim controllers.
+    pub extensions: Option<ExtensionSettings>,
 }
 
 /// Completes when SIGTERM or SIGINT arrives.
@@ -211,13 +224,39 @@ pub async fn run(
         }));
     }
 
-    let controller_stop = {
+    let controller_stop = || {
         let stop = stopped(stop_rx.clone());
         let lost = stopped(lost_rx.clone());
         async move {
             futures::future::select(Box::pin(stop), Box::pin(lost)).await;
         }
     };
+    let mut extension_controllers = Vec::new();
+    let mut extension_watches = Vec::new();
+    let mut extensions_synced = None;
+    if let Some(extension_settings) = &settings.extensions {
+        let shared = ExtensionWatches::default();
+        let context = shared.context(
+            client.clone(),
+            settings.identity.clone(),
+            (
+                watches.caches().sandboxes.clone(),
+                watches.sandbox_feed().clone(),
+            ),
+            watches.caches().pods.clone(),
+            metrics.clone(),
+        );
+        // Every controller subscribes to its feeds before any watch starts, so none misses the
+        // first list.
+        let template = TemplateController::new(&context, extension_settings);
+        let pool = WarmPoolController::new(&context, extension_settings);
+        let claim = ClaimController::new(&context, extension_settings);
+        extension_watches = shared.spawn(&client);
+        extension_controllers.push(tokio::spawn(template.run(controller_stop())));
+        extension_controllers.push(tokio::spawn(pool.run(controller_stop())));
+        extension_controllers.push(tokio::spawn(claim.run(controller_stop())));
+        extensions_synced = Some(context);
+    }
     let synced_ready = ready.clone();
     let controller = sandbox_controller::run(
         client,
@@ -231,9 +270,22 @@ pub async fn run(
         },
         watches,
         metrics,
-        move || synced_ready.set(true),
-        controller_stop,
+        move || {
+            tokio::spawn(async move {
+                if let Some(extensions) = extensions_synced {
+                    extensions.wait_synced().await;
+                }
+                synced_ready.set(true);
+            });
+        },
+        controller_stop(),
     );
+    let controllers = async move {
+        controller.await;
+        for extension in extension_controllers {
+            let _ = extension.await;
+        }
+    };
     // In-flight passes get a bounded time to finish: a pass waiting for caches that cannot sync (a
     // watch failing on every retry) must not keep the process from exiting.
     let deadline = {
@@ -248,10 +300,13 @@ pub async fn run(
         }
     };
     tokio::select! {
-        _ = controller => {}
+        _ = controllers => {}
         _ = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight passes did not finish in time; stopping anyway"),
     }
     ready.set(false);
+    for watch in extension_watches {
+        watch.abort();
+    }
 
     let _ = release_tx.send(true);
     let _ = stop_tx.send(true);

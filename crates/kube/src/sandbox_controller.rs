@@ -26,6 +26,7 @@ use crate::cache::{
 use crate::events::EventPublisher;
 use crate::executor::{execute, write_status};
 use crate::expectations::Expectations;
+use crate::feed::Feed;
 use crate::index::NameHashIndex;
 use crate::metrics::Metrics;
 use crate::observe::{observe, seen_in_cache};
@@ -74,6 +75,7 @@ pub fn backoff(failures: u32) -> Duration {
 /// The watch streams feeding the caches, not yet polled.
 pub struct Watches {
     caches: Caches,
+    feed: Feed<Sandbox>,
     sandboxes: reflector::store::Writer<Sandbox>,
     pods: reflector::store::Writer<Pod>,
     services: reflector::store::Writer<Service>,
@@ -96,6 +98,7 @@ impl Watches {
         );
         Self {
             caches,
+            feed: Feed::default(),
             sandboxes,
             pods,
             services,
@@ -106,6 +109,11 @@ impl Watches {
     /// The read side of the caches.
     pub fn caches(&self) -> &Caches {
         &self.caches
+    }
+
+    /// Sandbox changes after the Sandbox cache applied them (subscribe before [`run`]).
+    pub fn sandbox_feed(&self) -> &Feed<Sandbox> {
+        &self.feed
     }
 }
 
@@ -190,6 +198,7 @@ pub async fn run(
 ) {
     let Watches {
         caches,
+        feed,
         sandboxes,
         pods,
         services,
@@ -213,10 +222,15 @@ pub async fn run(
     .default_backoff()
     .modify(strip_managed_fields::<Sandbox>)
     .reflect(sandboxes)
-    .inspect(move |event| match event {
-        Ok(watcher::Event::Delete(sandbox)) => forget.forget(sandbox),
-        Ok(event) => note_sync(&forget.caches, CacheKind::Sandbox, event),
-        Err(_) => {}
+    .inspect(move |event| {
+        match event {
+            Ok(watcher::Event::Delete(sandbox)) => forget.forget(sandbox),
+            Ok(event) => note_sync(&forget.caches, CacheKind::Sandbox, event),
+            Err(_) => {}
+        }
+        if let Ok(event) = event {
+            feed.publish(event);
+        }
     })
     .applied_objects();
     let children = child_watcher_config(settings.scoped_child_caches);

@@ -1,0 +1,120 @@
+//! The extension controllers (SandboxTemplate, SandboxWarmPool, SandboxClaim): their settings, the
+//! caches they share, and how they are started next to the Sandbox controller.
+
+use std::sync::Arc;
+
+use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate, SandboxWarmPool};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+
+use crate::feed::Feed;
+use crate::metrics::Metrics;
+use crate::shared::{SharedCache, SharedWatch};
+
+/// Settings of the extension controllers.
+#[derive(Clone, Debug)]
+pub struct ExtensionSettings {
+    /// Maximum concurrent SandboxTemplate reconciles.
+    pub template_workers: u16,
+    /// Maximum concurrent SandboxWarmPool reconciles.
+    pub pool_workers: u16,
+    /// Maximum concurrent SandboxClaim reconciles.
+    pub claim_workers: u16,
+    /// Pool decisions: batch size, replenish delay, refill rate, readiness grace, unschedulable recheck,
+    /// eviction annotation.
+    pub pool: agent_sandbox_warmpool::pool::Config,
+    /// Publish Events about claims.
+    pub claim_events: bool,
+    /// Persist the first-observed and trace-context annotations on claims.
+    pub claim_observability_annotations: bool,
+}
+
+impl Default for ExtensionSettings {
+    fn default() -> Self {
+        Self {
+            template_workers: 1,
+            pool_workers: 1,
+            claim_workers: 50,
+            pool: agent_sandbox_warmpool::pool::Config::default(),
+            claim_events: true,
+            claim_observability_annotations: true,
+        }
+    }
+}
+
+/// What every extension controller may read: the Sandbox controller's Sandbox and Pod caches and the
+/// shared caches of the extension kinds. Subscribe to feeds while constructing a controller, before
+/// [`ExtensionWatches::spawn`] and the Sandbox controller start.
+#[derive(Clone)]
+pub struct ExtensionContext {
+    /// API client.
+    pub client: Client,
+    /// This replica's identity (Events reporting instance).
+    pub identity: String,
+    /// Sandboxes (shared with the Sandbox controller).
+    pub sandboxes: Store<Sandbox>,
+    /// Sandbox changes, after the Sandbox cache applied them.
+    pub sandbox_feed: Feed<Sandbox>,
+    /// Pods, slimmed (shared with the Sandbox controller).
+    pub pods: Store<Pod>,
+    /// SandboxTemplates.
+    pub templates: SharedCache<SandboxTemplate>,
+    /// SandboxWarmPools.
+    pub pools: SharedCache<SandboxWarmPool>,
+    /// SandboxClaims.
+    pub claims: SharedCache<SandboxClaim>,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl ExtensionContext {
+    /// Waits until the extension kinds' caches completed their first list (the Sandbox and Pod
+    /// caches are the Sandbox controller's to wait for).
+    pub async fn wait_synced(&self) {
+        self.templates.wait_synced().await;
+        self.pools.wait_synced().await;
+        self.claims.wait_synced().await;
+    }
+}
+
+/// The watches of the extension kinds, not started yet.
+#[derive(Default)]
+pub struct ExtensionWatches {
+    templates: SharedWatch<SandboxTemplate>,
+    pools: SharedWatch<SandboxWarmPool>,
+    claims: SharedWatch<SandboxClaim>,
+}
+
+impl ExtensionWatches {
+    /// The read side of every shared cache, with the Sandbox controller's caches.
+    pub fn context(
+        &self,
+        client: Client,
+        identity: String,
+        sandboxes: (Store<Sandbox>, Feed<Sandbox>),
+        pods: Store<Pod>,
+        metrics: Arc<Metrics>,
+    ) -> ExtensionContext {
+        ExtensionContext {
+            client,
+            identity,
+            sandboxes: sandboxes.0,
+            sandbox_feed: sandboxes.1,
+            pods,
+            templates: self.templates.cache().clone(),
+            pools: self.pools.cache().clone(),
+            claims: self.claims.cache().clone(),
+            metrics,
+        }
+    }
+
+    /// Starts the three watches; abort the handles to stop them.
+    pub fn spawn(self, client: &Client) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            self.templates.spawn(Api::all(client.clone())),
+            self.pools.spawn(Api::all(client.clone())),
+            self.claims.spawn(Api::all(client.clone())),
+        ]
+    }
+}
