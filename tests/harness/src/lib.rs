@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod controller;
 pub mod crds;
 mod env;
+pub mod fixtures;
 pub mod logs;
 pub mod manifests;
 pub mod wait;
