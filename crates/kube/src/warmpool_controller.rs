@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
@@ -33,6 +34,9 @@ use crate::metrics::Metrics;
 use crate::retry::Failures;
 
 mod writes;
+
+/// How often a wait for the shared Sandbox and Pod stores' first list looks again.
+const READY_POLL: Duration = Duration::from_millis(100);
 
 /// The SandboxWarmPool controller, subscribed to its triggers.
 pub struct WarmPoolController {
@@ -172,8 +176,7 @@ impl WarmPoolController {
         let shutdown = shutdown.shared();
         let synced = async {
             self.context.wait_synced().await;
-            self.context.sandboxes.wait_until_ready().await.is_ok()
-                && self.context.pods.wait_until_ready().await.is_ok()
+            store_ready(&self.context.sandboxes).await && store_ready(&self.context.pods).await
         };
         let ready = tokio::select! {
             ready = synced => ready,
@@ -231,6 +234,21 @@ impl WarmPoolController {
             })
             .await;
         tracing::info!("warm pool controller stopped");
+    }
+}
+
+/// Waits until `store` has completed its first list (false: its watch is gone). The wait is polled
+/// again every 100 ms because `Store::wait_until_ready` wakes only one of several concurrent waiters,
+/// and the Sandbox controller waits on the same stores.
+async fn store_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    loop {
+        if let Ok(ready) = tokio::time::timeout(READY_POLL, store.wait_until_ready()).await {
+            return ready.is_ok();
+        }
     }
 }
 

@@ -42,6 +42,9 @@ pub async fn run_all(
             async move { TestEnv::run(&ns("fill"), sizing::fills_with_labelled_members).await },
         ),
         Box::pin(async move { TestEnv::run(&ns("scale"), sizing::scale_subresource).await }),
+        Box::pin(
+            async move { TestEnv::run(&ns("orphans"), sizing::adopts_matching_orphans).await },
+        ),
         Box::pin(async move { TestEnv::run(&ns("recreate"), rollout::recreate).await }),
         Box::pin(async move { TestEnv::run(&ns("np"), network_policy::secure_default).await }),
         Box::pin(async move { TestEnv::run(&ns("unmanaged"), network_policy::unmanaged).await }),

@@ -91,12 +91,17 @@ pub async fn fills_with_labelled_members(env: TestEnv) -> anyhow::Result<()> {
         status.selector
     );
 
-    let template = env.api::<SandboxTemplate>().get("python").await?;
-    ensure!(
-        template.labels().get(labels::SANDBOX_TEMPLATE_REF_HASH) == Some(&name_hash("python")),
-        "template hash label: {:?}",
-        template.labels()
-    );
+    let hash = name_hash("python");
+    wait_for_object(
+        &env.api::<SandboxTemplate>(),
+        "python",
+        "the template's hash label",
+        TIMEOUT,
+        move |t: Option<&SandboxTemplate>| {
+            t.is_some_and(|t| t.labels().get(labels::SANDBOX_TEMPLATE_REF_HASH) == Some(&hash))
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -180,4 +185,52 @@ pub async fn replaces_deleted(env: TestEnv) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// A Sandbox labelled for the pool (and its template) but controlled by nothing is adopted when its
+/// blueprint matches the template, and deleted when it does not.
+pub async fn adopts_matching_orphans(env: TestEnv) -> anyhow::Result<()> {
+    create_template(&env, "python", json!({})).await?;
+    create_pool(&env, "seed", "python", 1, json!({})).await?;
+    let seed = wait_full(&env, "seed", 1).await?;
+    let blueprint = seed.first().context("no seed member")?.spec.clone();
+    let sandboxes = env.api::<Sandbox>();
+    let mut orphans = Vec::new();
+    for (name, image) in [("fresh", super::IMAGE), ("stale", super::IMAGE_V2)] {
+        let mut orphan = Sandbox::new(name, blueprint.clone());
+        orphan.metadata.labels = Some(
+            [
+                (labels::WARM_POOL_SANDBOX.to_owned(), name_hash("warm")),
+                (
+                    labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(),
+                    name_hash("python"),
+                ),
+            ]
+            .into(),
+        );
+        if let Some(container) = orphan
+            .spec
+            .blueprint
+            .pod_template
+            .spec
+            .containers
+            .first_mut()
+        {
+            container.image = Some(image.to_owned());
+        }
+        orphans.push(sandboxes.create(&Default::default(), &orphan).await?);
+    }
+    let pool = create_pool(&env, "warm", "python", 1, json!({})).await?;
+    let uid = pool.metadata.uid.clone().context("pool uid")?;
+    let adopted = |s: &Sandbox| {
+        s.labels().get(labels::LAUNCH_TYPE).map(String::as_str) == Some("warm")
+            && s.owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && r.uid == uid)
+    };
+    wait_members(&env, "warm", "the matching orphan adopted", |m| {
+        names(m) == ["fresh"] && m.iter().all(adopted)
+    })
+    .await?;
+    agent_sandbox_testkit::wait::wait_deleted(&sandboxes, &orphans[1], TIMEOUT).await
 }
