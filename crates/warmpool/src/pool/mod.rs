@@ -123,7 +123,9 @@ pub struct Plan {
     pub error: Option<String>,
 }
 
-fn key(pool: &SandboxWarmPool) -> String {
+/// The pool's key in [`Expectations`] (`<namespace>/<name>`): the watch handler lowers expectations
+/// under the same key.
+pub fn key(pool: &SandboxWarmPool) -> String {
     format!(
         "{}/{}",
         pool.metadata.namespace.as_deref().unwrap_or_default(),
