@@ -31,6 +31,8 @@ enum Owner {
 #[derive(Clone, Debug, PartialEq)]
 struct Object {
     uid: String,
+    /// Bumped by every server-side change.
+    resource_version: u64,
     owner: Owner,
     ready: bool,
     created: Timestamp,
@@ -40,7 +42,11 @@ struct Object {
 #[derive(Clone, Debug)]
 enum Write {
     Create,
-    Delete { name: String, uid: String },
+    Delete {
+        name: String,
+        uid: String,
+        resource_version: Option<String>,
+    },
 }
 
 /// One thing that can happen in the world.
@@ -174,6 +180,7 @@ impl World {
         let mut sandbox = Sandbox::new(name, Default::default());
         sandbox.metadata.namespace = Some("ns".into());
         sandbox.metadata.uid = Some(object.uid.clone());
+        sandbox.metadata.resource_version = Some(object.resource_version.to_string());
         sandbox.metadata.creation_timestamp = Some(Time(object.created));
         sandbox.metadata.owner_references = Some(vec![OwnerReference {
             api_version: "extensions.agents.x-k8s.io/v1beta1".into(),
@@ -240,9 +247,14 @@ impl World {
                     creates += count;
                     self.writes.extend((0..*count).map(|_| Write::Create));
                 }
-                Action::Delete { name, uid } => self.writes.push(Write::Delete {
+                Action::Delete {
+                    name,
+                    uid,
+                    resource_version,
+                } => self.writes.push(Write::Delete {
                     name: name.clone(),
                     uid: uid.clone(),
+                    resource_version: resource_version.clone(),
                 }),
                 Action::Update(sandbox) => {
                     panic!("nothing in this model needs an update: {sandbox:?}")
@@ -274,6 +286,7 @@ impl World {
                 let name = format!("pool-{:04}", self.next);
                 let object = Object {
                     uid: format!("uid-{:04}", self.next),
+                    resource_version: 1,
                     owner: Owner::Pool,
                     ready: false,
                     created: self.now,
@@ -283,9 +296,21 @@ impl World {
                 self.memory.replenish.note_creates(1);
             }
             Write::Create => self.expectations.lower_creations(&key, 1),
-            Write::Delete { name, uid } => {
-                let found = self.server.get(&name).is_some_and(|o| o.uid == uid);
+            Write::Delete {
+                name,
+                uid,
+                resource_version,
+            } => {
+                // The API server checks both preconditions; a mismatch is a 409.
+                let found = self.server.get(&name).is_some_and(|o| {
+                    o.uid == uid && resource_version == Some(o.resource_version.to_string())
+                });
                 if ok && found {
+                    assert_eq!(
+                        self.server.get(&name).map(|o| o.owner),
+                        Some(Owner::Pool),
+                        "the pool deleted {name}, which a claim had adopted"
+                    );
                     self.server.remove(&name);
                     self.changed(&name);
                 } else {
@@ -352,13 +377,17 @@ impl World {
             Event::Observe(i) => self.observe(i),
             Event::Claim(i) => {
                 if let Some(name) = self.nth_member(i) {
-                    self.server.get_mut(&name).expect("member").owner = Owner::Claim;
+                    let member = self.server.get_mut(&name).expect("member");
+                    member.owner = Owner::Claim;
+                    member.resource_version += 1;
                     self.changed(&name);
                 }
             }
             Event::BecomeReady(i) => {
                 if let Some(name) = self.nth_member(i) {
-                    self.server.get_mut(&name).expect("member").ready = true;
+                    let member = self.server.get_mut(&name).expect("member");
+                    member.ready = true;
+                    member.resource_version += 1;
                     self.changed(&name);
                 }
             }

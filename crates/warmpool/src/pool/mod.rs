@@ -97,12 +97,16 @@ pub enum Action {
         /// How many.
         count: u32,
     },
-    /// Delete member `name` if its UID is still `uid` (on failure or NotFound, observe the deletion).
+    /// Delete member `name` if it is still the object that was decided on (on failure, a conflict or
+    /// NotFound, observe the deletion).
     Delete {
         /// Sandbox name.
         name: String,
         /// UID precondition.
         uid: String,
+        /// resourceVersion precondition: a claim that adopted the member since the cache showed it
+        /// changed it, and the delete must then fail instead of removing the claimed Sandbox.
+        resource_version: Option<String>,
     },
     /// Replace a member (adoption of an orphan or a missing launch-type label); guarded by resourceVersion.
     Update(Box<Sandbox>),
@@ -160,6 +164,7 @@ fn delete(sandbox: &Sandbox) -> Action {
     Action::Delete {
         name: sandbox.metadata.name.clone().unwrap_or_default(),
         uid: uid(sandbox),
+        resource_version: sandbox.metadata.resource_version.clone(),
     }
 }
 

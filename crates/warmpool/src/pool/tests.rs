@@ -115,7 +115,7 @@ impl World {
                     }
                     self.memory.replenish.note_creates(count);
                 }
-                Action::Delete { name, uid } => {
+                Action::Delete { name, uid, .. } => {
                     if cache_sees_writes {
                         self.members
                             .retain(|m| m.metadata.name.as_deref() != Some(name.as_str()));
