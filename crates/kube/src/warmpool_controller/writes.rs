@@ -1,5 +1,5 @@
-//! The writes of a warm-pool pass: member updates guarded by resourceVersion, member deletes with a
-//! UID precondition, member creates, deletes and creates in slow-start batches, and the status merge
+//! The writes of a warm-pool pass: member updates guarded by resourceVersion, member deletes with UID
+//! and resourceVersion preconditions, member creates, deletes and creates in slow-start batches, and the status merge
 //! patch. Expectations the plan raised are lowered here for every write that will never be observed.
 
 use std::future::Future;
@@ -70,7 +70,11 @@ pub(super) async fn execute(
                     ));
                 }
             }
-            Action::Delete { name, uid } => deletes.push((name, uid)),
+            Action::Delete {
+                name,
+                uid,
+                resource_version,
+            } => deletes.push((name, uid, resource_version)),
             Action::Create { sandbox, count } => creates.push((sandbox, count)),
         }
     }
@@ -85,14 +89,14 @@ async fn delete_members(
     context: &Context,
     pool: &SandboxWarmPool,
     api: &Api<Sandbox>,
-    deletes: &[(String, String)],
+    deletes: &[(String, String, Option<String>)],
 ) -> Option<String> {
     let results = slow_start(deletes.len(), |index| async move {
-        let (name, uid) = &deletes[index];
+        let (name, uid, resource_version) = &deletes[index];
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: Some(uid.clone()),
-                resource_version: None,
+                resource_version: resource_version.clone(),
             }),
             ..DeleteParams::default()
         };
@@ -108,7 +112,7 @@ async fn delete_members(
     let Ok(mut expectations) = context.state.expectations.lock() else {
         return Some("warm pool state lock poisoned".into());
     };
-    for (index, (name, uid)) in deletes.iter().enumerate() {
+    for (index, (name, uid, _)) in deletes.iter().enumerate() {
         let result = results.get(index);
         if let Some(result) = result {
             context
