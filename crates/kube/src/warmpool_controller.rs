@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
@@ -34,9 +33,6 @@ use crate::metrics::Metrics;
 use crate::retry::Failures;
 
 mod writes;
-
-/// How often a wait for the shared Sandbox and Pod stores' first list looks again.
-const READY_POLL: Duration = Duration::from_millis(100);
 
 /// The SandboxWarmPool controller, subscribed to its triggers.
 pub struct WarmPoolController {
@@ -174,16 +170,9 @@ impl WarmPoolController {
     /// Runs until `shutdown` completes.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         let shutdown = shutdown.shared();
-        let synced = async {
-            self.context.wait_synced().await;
-            store_ready(&self.context.sandboxes).await && store_ready(&self.context.pods).await
-        };
-        let ready = tokio::select! {
-            ready = synced => ready,
-            () = shutdown.clone() => false,
-        };
-        if !ready {
-            return;
+        tokio::select! {
+            () = self.context.wait_synced() => {}
+            () = shutdown.clone() => return,
         }
         tracing::info!("warm pool controller started");
         let state = Arc::new(State::default());
@@ -234,21 +223,6 @@ impl WarmPoolController {
             })
             .await;
         tracing::info!("warm pool controller stopped");
-    }
-}
-
-/// Waits until `store` has completed its first list (false: its watch is gone). The wait is polled
-/// again every 100 ms because `Store::wait_until_ready` wakes only one of several concurrent waiters,
-/// and the Sandbox controller waits on the same stores.
-async fn store_ready<K>(store: &Store<K>) -> bool
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    loop {
-        if let Ok(ready) = tokio::time::timeout(READY_POLL, store.wait_until_ready()).await {
-            return ready.is_ok();
-        }
     }
 }
 
