@@ -1,9 +1,12 @@
 //! `cargo xtask demo`: the README's main job. Starts the local control plane, installs the CRDs, runs the
-//! controller in the background and shows a Sandbox becoming Ready. `cargo xtask demo --stop` undoes it.
+//! controller (with the extension controllers) in the background, shows a Sandbox becoming Ready, fills a
+//! warm pool and claims a Sandbox from it, printing how long the claim took. `cargo xtask demo --stop`
+//! undoes it.
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
@@ -21,6 +24,15 @@ pub struct Args {
 /// The example the demo applies, and the object it waits for.
 const EXAMPLE: &str = "deploy/examples/sandbox.yaml";
 const SANDBOX: &str = "demo-sandbox";
+/// The template and warm pool the claim is served from.
+const POOL_EXAMPLES: [&str; 2] = [
+    "deploy/examples/sandboxtemplate.yaml",
+    "deploy/examples/sandboxwarmpool.yaml",
+];
+const POOL: &str = "python-pool";
+const CLAIM_EXAMPLE: &str = "deploy/examples/sandboxclaim.yaml";
+const CLAIM: &str = "my-agent";
+const STEPS: u8 = 7;
 
 fn demo_dir() -> PathBuf {
     root().join("target/demo")
@@ -36,7 +48,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return stop();
     }
     println!(
-        "==> 1/5 local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
+        "==> 1/{STEPS} local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
     );
     cluster::up(3)?;
     let kubeconfig = cluster::kubeconfig_path();
@@ -51,7 +63,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
 
     println!(
-        "==> 2/5 CRDs from deploy/crds (strategy None: the demo runs without the conversion webhook)"
+        "==> 2/{STEPS} CRDs from deploy/crds (strategy None: the demo runs without the conversion webhook)"
     );
     run_cmd(&mut kubectl_cmd(&[
         "apply",
@@ -76,7 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     println!(
-        "==> 3/5 controller (built from bins/agent-sandbox-controller, running in the background)"
+        "==> 3/{STEPS} controller (built from bins/agent-sandbox-controller, running in the background)"
     );
     run_cmd(cargo().args(["build", "--package", "agent-sandbox-controller"]))?;
     stop_controller();
@@ -89,6 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .args([
             "--leader-elect=false",
             "--enable-webhook=false",
+            "--extensions",
             "--metrics-bind-address=127.0.0.1:0",
             "--health-probe-bind-address=127.0.0.1:0",
         ])
@@ -99,7 +112,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .context("starting the controller")?;
     fs::write(pid_file(), child.id().to_string()).context("writing target/demo/controller.pid")?;
 
-    println!("==> 4/5 {EXAMPLE}: a Sandbox with a headless Service and a PVC");
+    println!("==> 4/{STEPS} {EXAMPLE}: a Sandbox with a headless Service and a PVC");
     run_cmd(&mut kubectl_cmd(&["apply", "-f", EXAMPLE]))?;
     let waited = kubectl_cmd(&[
         "wait",
@@ -115,22 +128,94 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
 
-    println!("==> 5/5 what the controller made");
+    println!("==> 5/{STEPS} what the controller made");
     run_cmd(&mut kubectl_cmd(&[
         "get",
         "sandbox,pod,service,pvc",
         "-o",
         "wide",
     ]))?;
+
+    println!("==> 6/{STEPS} a template and a warm pool of 3 pre-warmed Sandboxes");
+    for example in POOL_EXAMPLES {
+        run_cmd(&mut kubectl_cmd(&["apply", "-f", example]))?;
+    }
+    let filled = kubectl_cmd(&[
+        "wait",
+        "--for=jsonpath={.status.readyReplicas}=3",
+        &format!("sandboxwarmpool/{POOL}"),
+        "--timeout=120s",
+    ])
+    .status();
+    if !filled.is_ok_and(|s| s.success()) {
+        bail!("the warm pool did not fill; see {}", log_path.display());
+    }
+    run_cmd(&mut kubectl_cmd(&["get", "sandboxwarmpool,sandbox"]))?;
+
+    println!("==> 7/{STEPS} {CLAIM_EXAMPLE}: a claim served from the warm pool");
+    // A rerun claims afresh instead of timing a claim that is Ready already.
+    run_cmd(
+        kubectl_cmd(&[
+            "delete",
+            "-f",
+            CLAIM_EXAMPLE,
+            "--ignore-not-found",
+            "--wait",
+        ])
+        .stdout(Stdio::null()),
+    )?;
+    let started = Instant::now();
+    run_cmd(kubectl_cmd(&["apply", "-f", CLAIM_EXAMPLE]).stdout(Stdio::null()))?;
+    let claimed = kubectl_cmd(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("sandboxclaim/{CLAIM}"),
+        "--timeout=120s",
+    ])
+    .stdout(Stdio::null())
+    .status();
+    let elapsed = started.elapsed();
+    if !claimed.is_ok_and(|s| s.success()) {
+        bail!("the claim did not become Ready; see {}", log_path.display());
+    }
+    run_cmd(&mut kubectl_cmd(&[
+        "get",
+        "sandboxclaim",
+        CLAIM,
+        "-o",
+        "wide",
+    ]))?;
+    let annotations = format!(
+        "jsonpath=controller first observed the claim at {{.metadata.annotations.{}}}, Ready at {{.metadata.annotations.{}}}{{\"\\n\"}}",
+        dotted(agent_sandbox_api::keys::annotations::CONTROLLER_FIRST_OBSERVED_AT),
+        dotted(agent_sandbox_api::keys::annotations::CLAIM_FIRST_READY_AT),
+    );
+    run_cmd(&mut kubectl_cmd(&[
+        "get",
+        "sandboxclaim",
+        CLAIM,
+        "-o",
+        &annotations,
+    ]))?;
     println!(
-        "\nThe Sandbox is Ready. Try:\n  \
+        "The claim was Ready {} ms after `kubectl apply` started (two kubectl start-ups included).",
+        elapsed.as_millis()
+    );
+    println!(
+        "\nThe Sandbox and the claim are Ready. Try:\n  \
          eval \"$(cargo xtask cluster env)\"\n  \
          kubectl patch sandbox {SANDBOX} --type=merge -p '{{\"spec\":{{\"operatingMode\":\"Suspended\"}}}}'   # Pod goes, PVC stays\n  \
-         kubectl get sandbox {SANDBOX} -o yaml\n\
+         kubectl get sandbox {SANDBOX} -o yaml\n  \
+         kubectl scale sandboxwarmpool/{POOL} --replicas=5\n\
          Controller log: {}\nStop everything: cargo xtask demo --stop",
         log_path.display()
     );
     Ok(())
+}
+
+/// A label or annotation key as a kubectl JSONPath member (dots and slashes escaped).
+fn dotted(key: &str) -> String {
+    key.replace('.', "\\.")
 }
 
 /// Kills the demo controller started earlier, if it is still running.

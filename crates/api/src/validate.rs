@@ -184,7 +184,10 @@ pub fn additional_pod_metadata(value: &PodMetadata, ctx: &ValidationContext) -> 
     for (key, label) in &value.labels {
         match qualified_name(key) {
             Err(problem) => problems.push(format!("label {problem}")),
-            Ok((None, name)) if name == "app" && label.eq_ignore_ascii_case("sandbox-router") => {
+            Ok((None, name))
+                if name.eq_ignore_ascii_case("app")
+                    && label.eq_ignore_ascii_case("sandbox-router") =>
+            {
                 problems.push("label app=sandbox-router is reserved for the sandbox router".into())
             }
             Ok((None, _)) => problems.push(format!(
@@ -472,7 +475,7 @@ mod tests {
     #[test]
     fn the_router_label_is_reserved() {
         let message = messages(check(
-            &claim_with(&[("app", "Sandbox-Router")], &[]),
+            &claim_with(&[("App", "Sandbox-Router")], &[]),
             &ValidationContext::default(),
         ));
         assert!(

@@ -72,6 +72,10 @@ pub fn plan(observed: &Observed) -> Plan {
     let name = template.metadata.name.clone().unwrap_or_default();
     let hash = name_hash(&name);
     let mut plan = Plan::default();
+    // A template being deleted is left as it is: no label patch, no policy work (GC removes the policy).
+    if template.metadata.deletion_timestamp.is_some() {
+        return plan;
+    }
     let current = template
         .metadata
         .labels
@@ -81,9 +85,6 @@ pub fn plan(observed: &Observed) -> Plan {
         plan.actions.push(Action::PatchTemplate {
             patch: json!({"metadata": {"labels": {labels::SANDBOX_TEMPLATE_REF_HASH: hash}}}),
         });
-    }
-    if template.metadata.deletion_timestamp.is_some() {
-        return plan;
     }
     let uid = template.metadata.uid.clone().unwrap_or_default();
     let policy_name = network_policy_name(&name);
@@ -492,6 +493,92 @@ mod tests {
             plan.error
                 .is_some_and(|e| e.contains("refusing to overwrite"))
         );
+    }
+
+    #[test]
+    fn a_template_being_deleted_is_neither_labelled_nor_given_a_policy() {
+        let mut t = template(None, None);
+        t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        let existing = owned_policy(NetworkPolicySpec::default());
+        for network_policy in [None, Some(&existing)] {
+            assert_eq!(
+                plan(&Observed {
+                    template: &t,
+                    network_policy
+                }),
+                Plan::default()
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_template_hash_label_is_corrected() {
+        let mut t = labelled(template(None, None));
+        t.metadata.labels = Some(BTreeMap::from([(
+            labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(),
+            "00000000".to_owned(),
+        )]));
+        let existing = owned_policy(desired_spec(&t, &name_hash("python")));
+        let plan = plan(&Observed {
+            template: &t,
+            network_policy: Some(&existing),
+        });
+        assert_eq!(
+            plan.actions,
+            vec![Action::PatchTemplate {
+                patch: json!({"metadata": {"labels": {labels::SANDBOX_TEMPLATE_REF_HASH: name_hash("python")}}})
+            }]
+        );
+    }
+
+    #[test]
+    fn a_policy_controlled_by_another_object_is_neither_replaced_nor_deleted() {
+        let mut foreign = owned_policy(NetworkPolicySpec::default());
+        if let Some(refs) = foreign.metadata.owner_references.as_mut() {
+            refs[0].uid = "someone-else".into();
+            refs[0].kind = "Deployment".into();
+        }
+        let unmanaged = labelled(template(Some(NetworkPolicyManagement::Unmanaged), None));
+        assert_eq!(
+            plan(&Observed {
+                template: &unmanaged,
+                network_policy: Some(&foreign)
+            }),
+            Plan::default()
+        );
+        let managed = labelled(template(None, None));
+        let plan = plan(&Observed {
+            template: &managed,
+            network_policy: Some(&foreign),
+        });
+        assert!(plan.actions.is_empty());
+        assert!(
+            plan.error
+                .as_deref()
+                .is_some_and(|e| e.contains("refusing to overwrite") && e.contains("Deployment/")),
+            "{:?}",
+            plan.error
+        );
+    }
+
+    #[test]
+    fn an_explicitly_managed_template_without_rules_gets_the_secure_default() {
+        let t = labelled(template(Some(NetworkPolicyManagement::Managed), None));
+        let spec = created(&plan(&Observed {
+            template: &t,
+            network_policy: None,
+        }))
+        .spec
+        .expect("spec");
+        assert_eq!(
+            spec,
+            desired_spec(&template(None, None), &name_hash("python"))
+        );
+        let mut pod = PodSpec::default();
+        apply_secure_defaults(&mut pod, &t);
+        assert_eq!(pod.dns_policy.as_deref(), Some("None"));
     }
 
     #[test]

@@ -190,4 +190,20 @@ mod tests {
         assert!(e.satisfied("ns/a", t(0)));
         assert!(!e.satisfied("ns/b", t(0)));
     }
+
+    #[test]
+    fn lowering_below_zero_clamps_and_unknown_deletions_are_ignored() {
+        let mut e = Expectations::default();
+        e.lower_creations("ns/p", 3);
+        e.deletion_observed("ns/p", "u1");
+        assert!(e.satisfied("ns/p", t(0)), "no record: nothing to lower");
+        assert!(e.try_expect_creations("ns/p", 2, t(0)));
+        e.expect_deletion("ns/p", "u1", t(0));
+        e.lower_creations("ns/p", 5);
+        e.deletion_observed("ns/p", "someone-else");
+        assert!(!e.satisfied("ns/p", t(0)), "u1 is still pending");
+        assert!(e.is_pending_deletion("ns/p", "u1", t(0)));
+        e.deletion_observed("ns/p", "u1");
+        assert!(e.try_expect_creations("ns/p", 1, t(0)), "clamped at zero");
+    }
 }

@@ -149,4 +149,24 @@ mod tests {
             "n1 has the most until it ties with n2"
         );
     }
+
+    #[test]
+    fn candidates_on_distinct_nodes_come_out_oldest_first_and_the_rest_keep_their_order() {
+        let mut q = AdoptionQueue::default();
+        for (name, node) in [("a", "n1"), ("b", "n2"), ("c", "n3")] {
+            q.add("ns/p", c(name, node));
+        }
+        assert_eq!(q.pop_node_spread("ns/p").map(|c| c.name), Some("a".into()));
+        let mut q = AdoptionQueue::default();
+        for (name, node) in [("a", "n1"), ("b", "n2"), ("c", "n1"), ("d", "")] {
+            q.add("ns/p", c(name, node));
+        }
+        let order: Vec<String> =
+            std::iter::from_fn(|| q.pop_node_spread("ns/p").map(|c| c.name)).collect();
+        assert_eq!(
+            order,
+            ["a", "b", "c", "d"].map(String::from),
+            "n1 first, then the tie goes to the oldest, unscheduled last"
+        );
+    }
 }

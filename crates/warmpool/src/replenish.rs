@@ -107,4 +107,30 @@ mod tests {
             "the cache has not caught up: hold, do not create again"
         );
     }
+
+    #[test]
+    fn noting_creates_before_any_observation_keeps_no_state() {
+        let mut r = Replenish::default();
+        r.note_creates(3);
+        assert_eq!(r, Replenish::default());
+        assert_eq!(
+            r.observe(0, 3, DELAY, at(0)),
+            Duration::ZERO,
+            "still a first observation"
+        );
+    }
+
+    #[test]
+    fn a_new_drop_after_a_full_pool_arms_a_fresh_window() {
+        let mut r = Replenish::default();
+        r.observe(3, 3, DELAY, at(0));
+        r.observe(2, 3, DELAY, at(1));
+        r.observe(3, 3, DELAY, at(2));
+        assert_eq!(r.observe(2, 3, DELAY, at(30)), DELAY);
+        assert_eq!(
+            r.observe(2, 3, DELAY, at(35)),
+            Duration::from_secs(5),
+            "no drop since: the window runs on"
+        );
+    }
 }

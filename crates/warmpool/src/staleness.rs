@@ -72,6 +72,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use agent_sandbox_api::common::PersistentVolumeClaimTemplate;
+    use agent_sandbox_api::extensions::NetworkPolicyManagement;
     use agent_sandbox_api::v1beta1::{SandboxSpec, SandboxTemplateSpec};
     use k8s_openapi::api::core::v1::Container;
 
@@ -200,5 +201,134 @@ mod tests {
         let m = member(&t);
         t.spec.blueprint.service = Some(false);
         assert!(!same_blueprint(&t, &m), "unset differs from false");
+    }
+
+    #[test]
+    fn pod_specs_compare_after_secure_defaults() {
+        let t = template("v1");
+        let m = member(&t);
+        assert!(same_blueprint(&t, &m), "identical");
+        let mut explicit = template("v1");
+        explicit
+            .spec
+            .blueprint
+            .pod_template
+            .spec
+            .automount_service_account_token = Some(false);
+        assert!(same_blueprint(&explicit, &m), "unset automount means false");
+        explicit
+            .spec
+            .blueprint
+            .pod_template
+            .spec
+            .automount_service_account_token = Some(true);
+        assert!(!same_blueprint(&explicit, &m), "true differs from false");
+        assert_eq!(
+            m.spec.blueprint.pod_template.spec.dns_policy.as_deref(),
+            Some("None"),
+            "the member carries the secure DNS default the template leaves empty"
+        );
+        let mut dns = template("v1");
+        dns.spec.network_policy_management = Some(NetworkPolicyManagement::Unmanaged);
+        dns.spec.blueprint.pod_template.spec.dns_policy = Some("Default".into());
+        let old = member(&dns);
+        dns.spec.blueprint.pod_template.spec.dns_policy = Some("ClusterFirst".into());
+        assert!(!same_blueprint(&dns, &old));
+        assert!(
+            is_stale(&old, "tpl", &dns, false),
+            "a DNS policy change is a rollout"
+        );
+    }
+
+    #[test]
+    fn what_makes_a_member_stale_and_what_does_not() {
+        let vct = |name: &str, class: &str| {
+            let mut v = PersistentVolumeClaimTemplate::default();
+            v.metadata.name = name.into();
+            v.spec.storage_class_name = Some(class.into());
+            v
+        };
+        let base = || {
+            let mut t = template("v1");
+            t.spec.blueprint.volume_claim_templates = vec![vct("data", "slow")];
+            t
+        };
+        let m = member(&base());
+        type Edit = fn(&mut SandboxTemplate);
+        let fresh: [(&str, Edit); 4] = [
+            ("unchanged", |_| {}),
+            ("pod label", |t| {
+                t.spec
+                    .blueprint
+                    .pod_template
+                    .metadata
+                    .labels
+                    .insert("l".into(), "v".into());
+            }),
+            ("pod annotation", |t| {
+                t.spec
+                    .blueprint
+                    .pod_template
+                    .metadata
+                    .annotations
+                    .insert("a".into(), "v".into());
+            }),
+            ("VCT metadata", |t| {
+                let v = &mut t.spec.blueprint.volume_claim_templates[0].metadata;
+                v.labels.insert("l".into(), "v".into());
+                v.annotations.insert("a".into(), "v".into());
+            }),
+        ];
+        let stale: [(&str, Edit); 7] = [
+            ("image", |t| {
+                t.spec.blueprint.pod_template.spec.containers[0].image = Some("v2".into());
+            }),
+            ("VCT added", |t| {
+                t.spec
+                    .blueprint
+                    .volume_claim_templates
+                    .push(PersistentVolumeClaimTemplate::default());
+            }),
+            ("VCT removed", |t| {
+                t.spec.blueprint.volume_claim_templates.clear()
+            }),
+            ("VCT renamed", |t| {
+                t.spec.blueprint.volume_claim_templates[0].metadata.name = "other".into();
+            }),
+            ("storage class", |t| {
+                t.spec.blueprint.volume_claim_templates[0]
+                    .spec
+                    .storage_class_name = Some("fast".into());
+            }),
+            ("service on", |t| t.spec.blueprint.service = Some(true)),
+            ("service off", |t| t.spec.blueprint.service = Some(false)),
+        ];
+        for (expected, cases) in [(false, &fresh[..]), (true, &stale[..])] {
+            for (what, edit) in cases {
+                let mut t = base();
+                edit(&mut t);
+                assert_eq!(is_stale(&m, "tpl", &t, false), expected, "{what}");
+                assert_eq!(is_stale(&m, "tpl", &t, true), expected, "{what} (orphan)");
+            }
+        }
+        let mut with_service = base();
+        with_service.spec.blueprint.service = Some(true);
+        let serviced = member(&with_service);
+        with_service.spec.blueprint.service = Some(false);
+        assert!(
+            !same_blueprint(&with_service, &serviced),
+            "true differs from false"
+        );
+    }
+
+    #[test]
+    fn a_blueprint_is_exactly_pod_template_volume_claim_templates_and_service() {
+        // Adding a field to the blueprint breaks this destructuring: decide then whether staleness
+        // must compare it.
+        let SandboxBlueprint {
+            pod_template: _,
+            volume_claim_templates: _,
+            service: _,
+        } = SandboxBlueprint::default();
     }
 }

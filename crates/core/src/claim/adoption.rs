@@ -344,4 +344,192 @@ mod tests {
                 .is_some_and(|l| l.contains_key(labels::CREATED_BY))
         );
     }
+
+    fn template_with_pod_annotation(key: &str, value: &str) -> SandboxTemplate {
+        let mut t = SandboxTemplate::new("tpl", SandboxTemplateSpec::default());
+        t.spec
+            .blueprint
+            .pod_template
+            .metadata
+            .annotations
+            .insert(key.into(), value.into());
+        t
+    }
+
+    fn pod_annotation(sandbox: &Sandbox, key: &str) -> Option<String> {
+        sandbox
+            .spec
+            .blueprint
+            .pod_template
+            .metadata
+            .annotations
+            .get(key)
+            .cloned()
+    }
+
+    #[test]
+    fn candidates_need_the_pool_label_and_a_pool_controller() {
+        let mut unlabelled = member("p");
+        unlabelled
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .remove(labels::WARM_POOL_SANDBOX);
+        assert!(
+            verify_candidate(&unlabelled, &claim("p"))
+                .is_err_and(|e| e.contains(labels::WARM_POOL_SANDBOX))
+        );
+        for (api_version, kind) in [
+            ("apps/v1", "SandboxWarmPool"),
+            ("extensions.agents.x-k8s.io/v1beta1", "SandboxClaim"),
+        ] {
+            let mut foreign = member("p");
+            let owner = &mut foreign.metadata.owner_references.as_mut().expect("owned")[0];
+            owner.api_version = api_version.into();
+            owner.kind = kind.into();
+            assert!(
+                verify_candidate(&foreign, &claim("p"))
+                    .is_err_and(|e| e.ends_with("is not managed by a warm pool")),
+                "{api_version} {kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_claim_identity_lands_on_the_pod_template_and_created_by_leaves_it() {
+        let mut m = member("p");
+        m.spec
+            .blueprint
+            .pod_template
+            .metadata
+            .labels
+            .insert(labels::CREATED_BY.into(), "controller".into());
+        let t = SandboxTemplate::new("tpl", SandboxTemplateSpec::default());
+        for template in [None, Some(&t)] {
+            let adopted = complete(&m, &claim("p"), template).expect("adopts");
+            let pod = &adopted.spec.blueprint.pod_template.metadata;
+            assert_eq!(
+                pod.labels.get(labels::CLAIM_UID).map(String::as_str),
+                Some("claim-uid")
+            );
+            assert!(!pod.labels.contains_key(labels::CREATED_BY));
+            assert_eq!(
+                pod.labels.get(labels::SANDBOX_TEMPLATE_REF_HASH),
+                Some(&name_hash("tpl"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_template_safe_to_evict_false_survives_when_the_template_is_known() {
+        let mut m = member("p");
+        m.spec
+            .blueprint
+            .pod_template
+            .metadata
+            .annotations
+            .insert(annotations::SAFE_TO_EVICT.into(), "false".into());
+        let t = template_with_pod_annotation(annotations::SAFE_TO_EVICT, "false");
+        let adopted = complete(&m, &claim("p"), Some(&t)).expect("adopts");
+        assert_eq!(
+            pod_annotation(&adopted, annotations::SAFE_TO_EVICT).as_deref(),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn a_claim_asking_for_safe_to_evict_keeps_it() {
+        let mut c = claim("p");
+        c.spec
+            .additional_pod_metadata
+            .annotations
+            .insert(annotations::SAFE_TO_EVICT.into(), "true".into());
+        let t = SandboxTemplate::new("tpl", SandboxTemplateSpec::default());
+        for template in [None, Some(&t)] {
+            let adopted = complete(&member("p"), &c, template).expect("adopts");
+            assert_eq!(
+                pod_annotation(&adopted, annotations::SAFE_TO_EVICT).as_deref(),
+                Some("true")
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_template_ref_hash_is_derived_from_the_template() {
+        let mut m = member("p");
+        m.metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .remove(labels::SANDBOX_TEMPLATE_REF_HASH);
+        let t = SandboxTemplate::new("tpl", SandboxTemplateSpec::default());
+        let adopted = complete(&m, &claim("p"), Some(&t)).expect("adopts");
+        assert_eq!(
+            adopted
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::SANDBOX_TEMPLATE_REF_HASH)),
+            Some(&name_hash("tpl"))
+        );
+        let adopted = complete(&m, &claim("p"), None).expect("adopts");
+        assert!(
+            !adopted
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(labels::SANDBOX_TEMPLATE_REF_HASH)),
+            "nothing to derive it from"
+        );
+    }
+
+    #[test]
+    fn without_the_template_the_existing_pod_metadata_is_kept_and_extended() {
+        let mut c = claim("p");
+        c.spec
+            .additional_pod_metadata
+            .labels
+            .insert("sandbox.users.io/session".into(), "s".into());
+        c.metadata.annotations = Some(BTreeMap::from([(
+            annotations::TRACE_CONTEXT.to_owned(),
+            "{}".to_owned(),
+        )]));
+        let adopted = complete(&member("p"), &c, None).expect("adopts");
+        let pod = &adopted.spec.blueprint.pod_template.metadata;
+        assert_eq!(
+            pod.labels.get(labels::WARM_POOL_SANDBOX),
+            Some(&name_hash("p")),
+            "the fallback does not rebuild the pod metadata"
+        );
+        assert_eq!(
+            pod.labels
+                .get("sandbox.users.io/session")
+                .map(String::as_str),
+            Some("s")
+        );
+        assert_eq!(
+            adopted
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(annotations::TRACE_CONTEXT))
+                .map(String::as_str),
+            Some("{}")
+        );
+    }
+
+    #[test]
+    fn claim_metadata_conflicting_with_the_template_fails_the_adoption() {
+        let mut c = claim("p");
+        c.spec
+            .additional_pod_metadata
+            .annotations
+            .insert("note".into(), "claim".into());
+        let t = template_with_pod_annotation("note", "template");
+        assert_eq!(
+            complete(&member("p"), &c, Some(&t)),
+            Err("metadata override conflict: annotation \"note\" is defined in template with value \"template\", but claim requests \"claim\"".into())
+        );
+    }
 }

@@ -135,4 +135,34 @@ mod tests {
             ClaimExpiry::In(Duration::from_secs(100))
         );
     }
+
+    #[test]
+    fn a_zero_ttl_expires_as_soon_as_the_claim_is_finished() {
+        let l = lifecycle(None, Some(0));
+        assert_eq!(
+            check(Some(&l), &[finished("True", 10)], at(10)),
+            ClaimExpiry::Expired
+        );
+        assert_eq!(
+            check(Some(&l), &[finished("True", 10)], at(9)),
+            ClaimExpiry::In(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn a_finished_condition_without_a_transition_time_does_not_start_the_ttl() {
+        let l = lifecycle(None, Some(0));
+        let mut unset = finished("True", 0);
+        unset.last_transition_time = Time(Timestamp::UNIX_EPOCH);
+        assert_eq!(check(Some(&l), &[unset], at(0)), ClaimExpiry::Never);
+    }
+
+    #[test]
+    fn a_past_shutdown_time_expires_even_when_the_ttl_is_later() {
+        let l = lifecycle(Some(5), Some(3600));
+        assert_eq!(
+            check(Some(&l), &[finished("True", 0)], at(6)),
+            ClaimExpiry::Expired
+        );
+    }
 }

@@ -56,4 +56,30 @@ mod tests {
             Err("metadata override conflict: label \"a\" is defined in template with value \"1\", but claim requests \"9\"".into())
         );
     }
+
+    #[test]
+    fn annotations_follow_the_same_no_override_rule() {
+        let mut target = PodMetadata {
+            annotations: [("note".to_owned(), "t".to_owned())].into(),
+            ..Default::default()
+        };
+        let extra = PodMetadata {
+            annotations: [("note".to_owned(), "c".to_owned())].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            merge_no_override(&mut target, &extra),
+            Err("metadata override conflict: annotation \"note\" is defined in template with value \"t\", but claim requests \"c\"".into())
+        );
+        let same = PodMetadata {
+            annotations: [
+                ("note".to_owned(), "t".to_owned()),
+                ("new".to_owned(), "n".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(merge_no_override(&mut target, &same), Ok(()));
+        assert_eq!(target.annotations.len(), 2);
+    }
 }

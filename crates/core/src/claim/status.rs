@@ -289,6 +289,38 @@ mod tests {
                 ),
             ),
             (
+                Some(ClaimError::InvalidMetadata(
+                    "invalid additionalPodMetadata: bad".into(),
+                )),
+                false,
+                None,
+                ("InvalidMetadata", "invalid additionalPodMetadata: bad"),
+            ),
+            (
+                Some(ClaimError::EnvRejected("rejected".into())),
+                false,
+                None,
+                ("EnvVarsInjectionRejected", "rejected"),
+            ),
+            (
+                Some(ClaimError::VolumeClaimTemplates("vct".into())),
+                false,
+                None,
+                ("VolumeClaimTemplatesError", "vct"),
+            ),
+            (
+                Some(ClaimError::Other("boom".into())),
+                false,
+                Some(sandbox(vec![condition("Ready", "True", "Ready", 1)])),
+                ("ReconcilerError", "Error seen: boom"),
+            ),
+            (
+                None,
+                true,
+                Some(sandbox(vec![condition("Ready", "True", "Ready", 1)])),
+                ("ClaimExpired", "Claim expired. Sandbox cleanup initiated."),
+            ),
+            (
                 Some(ClaimError::Other("boom".into())),
                 false,
                 None,
@@ -413,5 +445,66 @@ mod tests {
             condition_list::find(&gone.conditions, "Finished").is_none(),
             "the Sandbox has none any more"
         );
+    }
+
+    #[test]
+    fn no_transient_error_clears_the_bound_sandbox() {
+        let old = SandboxClaimStatus {
+            sandbox: SandboxedObjectStatus {
+                name: "bound".into(),
+                pod_ips: vec!["10.0.0.1".into()],
+            },
+            ..Default::default()
+        };
+        for error in [
+            ClaimError::TemplateNotFound("t".into()),
+            ClaimError::WarmPoolNotFound("p".into()),
+            ClaimError::AdoptionConflict("lost".into()),
+            ClaimError::InvalidMetadata("m".into()),
+            ClaimError::EnvRejected("e".into()),
+            ClaimError::VolumeClaimTemplates("v".into()),
+            ClaimError::Other("timeout".into()),
+        ] {
+            let status = run(&old, Some(error.clone()), false, None);
+            assert_eq!(status.sandbox, old.sandbox, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_computed_ready_condition_keeps_its_transition_time_while_its_status_holds() {
+        let first = run(&Default::default(), None, false, None);
+        let later = compute(
+            &first,
+            &Inputs {
+                error: Some(ClaimError::Other("x".into())),
+                expired: false,
+                sandbox: None,
+            },
+            Some(3),
+            at(500),
+        );
+        let ready = condition_list::find(&later.conditions, "Ready").expect("Ready");
+        assert_eq!(
+            (
+                ready.reason.as_str(),
+                ready.last_transition_time.clone(),
+                ready.observed_generation
+            ),
+            ("ReconcilerError", Time(at(100)), Some(3)),
+            "False stays False: only reason, message and generation change"
+        );
+    }
+
+    #[test]
+    fn the_bound_sandbox_ips_follow_the_sandbox() {
+        let old = SandboxClaimStatus {
+            sandbox: SandboxedObjectStatus {
+                name: "claim-sb".into(),
+                pod_ips: vec!["10.0.0.1".into()],
+            },
+            ..Default::default()
+        };
+        let status = run(&old, None, false, Some(&sandbox(vec![])));
+        assert_eq!(status.sandbox.pod_ips, ["10.0.0.9"]);
     }
 }

@@ -97,12 +97,16 @@ pub enum Action {
         /// How many.
         count: u32,
     },
-    /// Delete member `name` if its UID is still `uid` (on failure or NotFound, observe the deletion).
+    /// Delete member `name` if it is still the object that was decided on (on failure, a conflict or
+    /// NotFound, observe the deletion).
     Delete {
         /// Sandbox name.
         name: String,
         /// UID precondition.
         uid: String,
+        /// resourceVersion precondition: a claim that adopted the member since the cache showed it
+        /// changed it, and the delete must then fail instead of removing the claimed Sandbox.
+        resource_version: Option<String>,
     },
     /// Replace a member (adoption of an orphan or a missing launch-type label); guarded by resourceVersion.
     Update(Box<Sandbox>),
@@ -123,7 +127,9 @@ pub struct Plan {
     pub error: Option<String>,
 }
 
-fn key(pool: &SandboxWarmPool) -> String {
+/// The pool's key in [`Expectations`] (`<namespace>/<name>`): the watch handler lowers expectations
+/// under the same key.
+pub fn key(pool: &SandboxWarmPool) -> String {
     format!(
         "{}/{}",
         pool.metadata.namespace.as_deref().unwrap_or_default(),
@@ -158,6 +164,7 @@ fn delete(sandbox: &Sandbox) -> Action {
     Action::Delete {
         name: sandbox.metadata.name.clone().unwrap_or_default(),
         uid: uid(sandbox),
+        resource_version: sandbox.metadata.resource_version.clone(),
     }
 }
 

@@ -329,3 +329,156 @@ fn volume_claim_template_policies() {
         error.message()
     );
 }
+
+#[test]
+fn a_default_template_gets_no_token_and_public_dns() {
+    let sandbox = build(&claim(), &template(None, None)).expect("builds");
+    let spec = &sandbox.spec.blueprint.pod_template.spec;
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+    assert_eq!(
+        spec.dns_config.as_ref().and_then(|c| c.nameservers.clone()),
+        Some(vec!["8.8.8.8".to_owned(), "1.1.1.1".to_owned()])
+    );
+}
+
+#[test]
+fn a_template_token_opt_in_and_custom_policy_dns_are_kept() {
+    let mut t = template(None, None);
+    t.spec
+        .blueprint
+        .pod_template
+        .spec
+        .automount_service_account_token = Some(true);
+    t.spec.network_policy = Some(agent_sandbox_api::extensions::NetworkPolicySpec::default());
+    let sandbox = build(&claim(), &t).expect("builds");
+    let spec = &sandbox.spec.blueprint.pod_template.spec;
+    assert_eq!(spec.automount_service_account_token, Some(true));
+    assert_eq!(
+        (spec.dns_policy.as_deref(), spec.dns_config.as_ref()),
+        (None, None),
+        "a custom policy may allow cluster DNS"
+    );
+}
+
+#[test]
+fn created_by_is_absent_when_the_claim_has_none() {
+    let sandbox = build(&claim(), &template(None, None)).expect("builds");
+    let l = sandbox.metadata.labels.clone().unwrap_or_default();
+    assert!(!l.contains_key(labels::CREATED_BY));
+    let pod_labels = &sandbox.spec.blueprint.pod_template.metadata.labels;
+    assert!(!pod_labels.contains_key(labels::CREATED_BY));
+    assert_eq!(
+        pod_labels.get(labels::SANDBOX_TEMPLATE_REF_HASH),
+        Some(&name_hash("tpl"))
+    );
+    assert!(
+        !sandbox
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(annotations::TRACE_CONTEXT)
+    );
+}
+
+#[test]
+fn overrides_appends_new_variables() {
+    let mut c = claim();
+    c.spec.env = vec![var("NEW", "1", "")];
+    let sandbox =
+        build(&c, &template(Some(EnvVarsInjectionPolicy::Overrides), None)).expect("builds");
+    assert_eq!(
+        env_of(&sandbox, "main"),
+        [
+            ("MODE".to_owned(), "prod".to_owned()),
+            ("NEW".to_owned(), "1".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_disallowed_template_rejects_a_redefinition_as_injection_not_override() {
+    let mut c = claim();
+    c.spec.env = vec![var("MODE", "dev", "")];
+    let error = build(&c, &template(None, None)).expect_err("rejected");
+    assert_eq!(
+        error,
+        ColdError::EnvRejected("environment variable injection rejected: environment variable injection is not allowed by the template policy".into())
+    );
+}
+
+#[test]
+fn env_from_blocks_allowed_injection_only_in_the_target_container() {
+    let mut t = template(Some(EnvVarsInjectionPolicy::Allowed), None);
+    t.spec.blueprint.pod_template.spec.init_containers = Some(vec![Container {
+        name: "init".into(),
+        env_from: Some(vec![EnvFromSource::default()]),
+        ..Default::default()
+    }]);
+    let mut c = claim();
+    c.spec.env = vec![var("A", "1", "init")];
+    let error = build(&c, &t).expect_err("envFrom on the init container");
+    assert_eq!(
+        error,
+        ColdError::EnvRejected("environment variable injection rejected: container \"init\" uses EnvFrom sources; Allowed policy cannot safely prevent overriding EnvFrom-provided variables".into())
+    );
+    c.spec.env = vec![var("A", "1", "side")];
+    let sandbox = build(&c, &t).expect("the target has no envFrom");
+    assert_eq!(env_of(&sandbox, "side"), [("A".to_owned(), "1".to_owned())]);
+    c.spec.env = vec![];
+    assert!(build(&c, &t).is_ok(), "envFrom without claim env is fine");
+}
+
+#[test]
+fn template_volume_claim_templates_are_copied_when_the_claim_has_none() {
+    let mut t = template(None, None);
+    t.spec.blueprint.volume_claim_templates = vec![vct("data", "slow"), vct("cache", "fast")];
+    let sandbox = build(&claim(), &t).expect("builds under Disallowed");
+    assert_eq!(
+        sandbox.spec.blueprint.volume_claim_templates,
+        t.spec.blueprint.volume_claim_templates
+    );
+}
+
+#[test]
+fn invalid_template_volume_claim_templates_are_reported_either_way() {
+    let mut t = template(None, Some(VolumeClaimTemplatesPolicy::Allowed));
+    t.spec.blueprint.volume_claim_templates = vec![vct("data", "a"), vct("data", "b")];
+    let error = build(&claim(), &t).expect_err("duplicate template names");
+    assert!(
+        error
+            .message()
+            .starts_with("invalid volume claim templates in template: "),
+        "{}",
+        error.message()
+    );
+    assert_eq!(error.reason(), "VolumeClaimTemplatesError");
+    let mut c = claim();
+    c.spec.volume_claim_templates = vec![vct("extra", "a")];
+    let error = build(&c, &t).expect_err("duplicate template names");
+    assert!(
+        error.message().starts_with(
+            "failed to merge volume claim templates: template: invalid volume claim templates: "
+        ),
+        "{}",
+        error.message()
+    );
+    t.spec.blueprint.volume_claim_templates = vec![vct("", "a")];
+    assert!(build(&claim(), &t).is_err(), "an empty template name");
+}
+
+#[test]
+fn an_unnamed_claim_volume_claim_template_is_rejected() {
+    let t = template(None, Some(VolumeClaimTemplatesPolicy::Overrides));
+    let mut c = claim();
+    c.spec.volume_claim_templates = vec![vct("", "a")];
+    let error = build(&c, &t).expect_err("empty name");
+    assert!(
+        error.message().starts_with(
+            "failed to merge volume claim templates: claim: invalid volume claim templates: "
+        ),
+        "{}",
+        error.message()
+    );
+    assert!(!error.retried());
+}
