@@ -1,7 +1,7 @@
 //! The claim's first-Ready bookkeeping (latency metrics and the `claim-first-ready-at` stamp), decided
-//! only after an authoritative status write so a stale pass can never record twice.
+//! only after an authoritative status write so a stale pass can never record twice. Sandbox creation
+//! latency is not among them: the Sandbox controller records it once per Sandbox already.
 
-use agent_sandbox_api::conditions::types;
 use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -23,8 +23,6 @@ pub struct Latencies {
     pub claim_startup: Option<u64>,
     /// From the controller's first observation.
     pub controller_startup: Option<u64>,
-    /// Sandbox creation → Sandbox Ready.
-    pub sandbox_creation: Option<u64>,
     /// From `client-first-requested-at`.
     pub client_startup: Option<u64>,
 }
@@ -103,18 +101,6 @@ pub fn decide(
             ..Readiness::default()
         };
     }
-    let sandbox_creation = sandbox.and_then(|s| {
-        let ready = s
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == types::READY && c.status == "True")?;
-        since(
-            s.metadata.creation_timestamp.as_ref()?.0,
-            ready.last_transition_time.0,
-        )
-    });
     let record = Latencies {
         launch_type: launch_type(sandbox).to_owned(),
         sandbox_template: sandbox
@@ -129,7 +115,6 @@ pub fn decide(
         controller_startup: first_observed
             .or_else(|| annotation_time(claim, annotations::CONTROLLER_FIRST_OBSERVED_AT))
             .and_then(|at| since(at, now)),
-        sandbox_creation,
         client_startup: annotation_time(claim, annotations::CLIENT_FIRST_REQUESTED_AT)
             .and_then(|at| since(at, now)),
     };
