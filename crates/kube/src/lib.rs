@@ -14,6 +14,7 @@ pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod retry;
 pub mod sandbox_controller;
 pub mod shared;
 pub mod template_controller;
