@@ -240,7 +240,7 @@ impl WarmPoolController {
 /// Waits until `store` has completed its first list (false: its watch is gone). The wait is polled
 /// again every 100 ms because `Store::wait_until_ready` wakes only one of several concurrent waiters,
 /// and the Sandbox controller waits on the same stores.
-async fn store_ready<K>(store: &Store<K>) -> bool
+pub(crate) async fn store_ready<K>(store: &Store<K>) -> bool
 where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone,

@@ -36,9 +36,8 @@ async fn claim_scenarios() -> anyhow::Result<()> {
     results.into_iter().collect()
 }
 
-/// Warm adoption, which needs the SandboxWarmPool controller to fill the pools.
+/// Warm adoption from pools the SandboxWarmPool controller fills.
 #[tokio::test]
-#[ignore = "needs the SandboxWarmPool controller (branch pool) to fill pools"]
 async fn warm_claim_scenarios() -> anyhow::Result<()> {
     let client = cluster::client().await?;
     crds::install(&client).await?;

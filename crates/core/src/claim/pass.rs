@@ -440,11 +440,37 @@ impl<A: ClaimApi> Pass<'_, A> {
             }
             Ok(Found::Nothing) => match self.template() {
                 Err(error) => Active::Done(None, Some(error)),
-                Ok(template) => match self.create_cold(&template).await {
-                    Ok(sandbox) => Active::Done(Some(Box::new(sandbox)), None),
-                    Err(error) => Active::Done(None, Some(error)),
-                },
+                Ok(template) => {
+                    // A create cannot be locked on the claim, so make sure this pass is not
+                    // deciding on a stale claim that already adopted or created a Sandbox.
+                    match self.api.read_claim().await {
+                        Ok(fresh)
+                            if fresh.metadata.resource_version
+                                != self.claim.metadata.resource_version =>
+                        {
+                            return Active::Pending(CREATE_PENDING_RETRY);
+                        }
+                        Ok(_) => {}
+                        Err(ApiError::NotFound) => return Active::Pending(NOT_FOUND_RETRY),
+                        Err(error) => {
+                            return Active::Done(
+                                None,
+                                Some(ClaimError::Other(format!(
+                                    "failed to re-read the claim before a cold create: {error}"
+                                ))),
+                            );
+                        }
+                    }
+                    self.cold_start(&template).await
+                }
             },
+        }
+    }
+
+    async fn cold_start(&mut self, template: &SandboxTemplate) -> Active {
+        match self.create_cold(template).await {
+            Ok(sandbox) => Active::Done(Some(Box::new(sandbox)), None),
+            Err(error) => Active::Done(None, Some(error)),
         }
     }
 

@@ -142,8 +142,22 @@ impl<A: ClaimApi> Pass<'_, A> {
                 Some(_) => {}
             }
         }
-        // C: a Sandbox named like the claim (an earlier cold create).
-        if let Some(sandbox) = self.api.cached_sandbox(&claim_name) {
+        // C: a Sandbox named like the claim (an earlier cold create). A cache miss is confirmed
+        // with the API server: a create the cache has not shown yet must not be followed by an
+        // adoption, or the claim would end up owning two Sandboxes.
+        let named = match self.api.cached_sandbox(&claim_name) {
+            Some(sandbox) => Some(sandbox),
+            None => match self.api.read_sandbox(&claim_name).await {
+                Ok(sandbox) => Some(sandbox),
+                Err(ApiError::NotFound) => None,
+                Err(error) => {
+                    return Err(ClaimError::Other(format!(
+                        "failed to look up sandbox {claim_name:?}: {error}"
+                    )));
+                }
+            },
+        };
+        if let Some(sandbox) = named {
             if !self.owns(&sandbox) {
                 return Err(ClaimError::Other(format!(
                     "sandbox {claim_name:?} is not controlled by claim {claim_name:?}. Please use a different claim name or delete the sandbox manually"

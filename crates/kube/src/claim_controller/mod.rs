@@ -174,7 +174,7 @@ impl ClaimController {
 
         // Decide only once every cache a pass reads has listed.
         context.wait_synced().await;
-        let _ = context.sandboxes.wait_until_ready().await;
+        crate::warmpool_controller::store_ready(&context.sandboxes).await;
         tracing::info!("claim controller caches synced");
 
         Controller::for_stream(claim_stream, context.claims.store.clone())

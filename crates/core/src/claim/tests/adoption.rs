@@ -470,3 +470,74 @@ fn the_claims_created_by_replaces_the_pools_on_adoption() {
     );
     assert_eq!(out.served[0].created_by, "python-client");
 }
+
+#[test]
+fn a_stale_pass_with_an_empty_queue_never_creates_a_second_cold_sandbox() {
+    let w = world();
+    member(&w, "p", "p-a");
+    w.add_claim(claim("c", "p", json!({})));
+    // No first-observed patch, so the pass keeps deciding on the stale cached claim.
+    let quiet = Settings {
+        observability_annotations: false,
+        ..settings()
+    };
+    w.freeze();
+    w.reconcile_with("c", at(1), &quiet);
+    // The cache still shows the claim unbound; the queue is empty now.
+    assert!(w.queued("p").is_empty());
+    let out = w.reconcile_with("c", at(1), &quiet);
+    assert_eq!(out.error, None);
+    assert!(
+        out.requeue_after.is_some(),
+        "looks again once the cache catches up"
+    );
+    assert!(
+        w.sandbox("c").is_none(),
+        "no cold Sandbox next to the adopted one"
+    );
+    w.thaw();
+    w.reconcile_with("c", at(2), &quiet);
+    assert_eq!(bound(&w.claim("c").expect("claim")), "p-a");
+    assert_eq!(w.sandboxes().len(), 1);
+}
+
+#[test]
+fn a_cold_sandbox_the_cache_has_not_shown_yet_is_found_instead_of_adopting_a_warm_one() {
+    let w = world();
+    w.add_claim(claim("c", "p", json!({})));
+    let quiet = Settings {
+        observability_annotations: false,
+        ..settings()
+    };
+    w.freeze();
+    // First pass: the queue is empty, so the claim starts cold...
+    w.reconcile_with("c", at(1), &quiet);
+    assert!(w.sandbox("c").is_some());
+    // ...and its status write is lost; then warm members appear while the cache still lags.
+    {
+        let mut server = w.server.lock().expect("lock");
+        if let Some(c) = server.claims.get_mut("c") {
+            c.status = None;
+        }
+    }
+    member(&w, "p", "p-a");
+    let mut lagging = w.frozen.lock().expect("lock").clone().expect("frozen");
+    lagging
+        .sandboxes
+        .insert("p-a".into(), w.sandbox("p-a").expect("member"));
+    *w.frozen.lock().expect("lock") = Some(lagging);
+    w.reconcile_with("c", at(2), &quiet);
+    assert_eq!(
+        controller_uid(&w.sandbox("p-a").expect("member")).as_deref(),
+        Some("uid-pool-p"),
+        "the warm member is not adopted"
+    );
+    w.thaw();
+    w.reconcile_with("c", at(3), &quiet);
+    assert_eq!(bound(&w.claim("c").expect("claim")), "c");
+    assert_eq!(
+        w.sandboxes().len(),
+        2,
+        "the cold Sandbox and the untouched member"
+    );
+}
