@@ -7,7 +7,8 @@ use agent_sandbox_testkit::{TestEnv, cluster, crds};
 
 use claim_support::{cold, warm};
 
-/// Cold starts and the claim lifecycle: these need only the claim and Sandbox controllers.
+/// Cold starts, the claim lifecycle and warm adoption from pools the SandboxWarmPool controller
+/// fills, all served by one controller (two at once would race each other without leader election).
 #[tokio::test]
 async fn claim_scenarios() -> anyhow::Result<()> {
     let client = cluster::client().await?;
@@ -15,7 +16,7 @@ async fn claim_scenarios() -> anyhow::Result<()> {
     let kubeconfig = cluster::kubeconfig_path();
     let mut controller = Controller::start("claim-controller", &kubeconfig, &["--extensions"])?;
     let kubeconfig_for_kubectl = kubeconfig.clone();
-    let results = futures::future::join_all([
+    let mut results: Vec<_> = futures::future::join_all([
         Box::pin(TestEnv::run("claim-cold", move |env| {
             cold::cold_claims(env, kubeconfig_for_kubectl)
         })) as claim_support::Scenario,
@@ -27,31 +28,15 @@ async fn claim_scenarios() -> anyhow::Result<()> {
         Box::pin(TestEnv::run("claim-foreground", cold::delete_foreground)),
     ])
     .await;
-    let mut results: Vec<_> = results.into_iter().collect();
-    results.push(controller.ensure_running());
-    results.push(controller.stop().await);
-    if results.iter().any(Result::is_err) {
-        eprintln!("controller log (tail):\n{}", controller.tail(80));
-    }
-    results.into_iter().collect()
-}
-
-/// Warm adoption from pools the SandboxWarmPool controller fills.
-#[tokio::test]
-async fn warm_claim_scenarios() -> anyhow::Result<()> {
-    let client = cluster::client().await?;
-    crds::install(&client).await?;
-    let kubeconfig = cluster::kubeconfig_path();
-    let mut controller =
-        Controller::start("claim-controller-warm", &kubeconfig, &["--extensions"])?;
-    let mut results = vec![
+    // The warm scenarios measure a burst each: run them one after the other.
+    results.push(
         TestEnv::run("claim-pool25", |env| {
             warm::claims_against_a_pool(env, 25, 20)
         })
         .await,
-        TestEnv::run("claim-pool5", |env| warm::claims_against_a_pool(env, 5, 20)).await,
-        TestEnv::run("claim-race", warm::two_hundred_claims_race_for_fifty).await,
-    ];
+    );
+    results.push(TestEnv::run("claim-pool5", |env| warm::claims_against_a_pool(env, 5, 20)).await);
+    results.push(TestEnv::run("claim-race", warm::two_hundred_claims_race_for_fifty).await);
     results.push(controller.ensure_running());
     results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {

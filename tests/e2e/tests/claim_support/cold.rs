@@ -129,15 +129,15 @@ async fn wait_expired(env: &TestEnv, name: &str) -> anyhow::Result<SandboxClaim>
     .await
 }
 
-/// `ttlSecondsAfterFinished` counts from the Pod finishing; Retain (the default) deletes the
-/// Sandbox and keeps the claim.
+/// `ttlSecondsAfterFinished` counts from the Pod finishing and wins over a later shutdownTime;
+/// Retain (the default) deletes the Sandbox and keeps the claim.
 pub async fn ttl_after_the_pod_finishes(env: TestEnv) -> anyhow::Result<()> {
     template_and_pool(&env, json!({}), "empty", 0).await?;
     create_claim(
         &env,
         "short",
         "empty",
-        json!({"lifecycle": {"ttlSecondsAfterFinished": 1}}),
+        json!({"lifecycle": {"ttlSecondsAfterFinished": 1, "shutdownTime": in_seconds(3600)?}}),
     )
     .await?;
     wait_claim_ready(&env, "short").await?;
@@ -145,10 +145,7 @@ pub async fn ttl_after_the_pod_finishes(env: TestEnv) -> anyhow::Result<()> {
     finish_pod(&env, "short").await?;
     let claim = wait_expired(&env, "short").await?;
     ensure!(
-        claim.status.as_ref().is_some_and(|s| s
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Finished" && c.status == "True")),
+        finished(&claim),
         "the Finished condition is mirrored and kept"
     );
     wait_deleted(&env.api::<Sandbox>(), &sandbox, TIMEOUT).await?;
@@ -159,20 +156,38 @@ pub async fn ttl_after_the_pod_finishes(env: TestEnv) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A shutdownTime earlier than the TTL deadline ends the claim first (the Pod never finishes).
+fn finished(claim: &SandboxClaim) -> bool {
+    claim.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Finished" && c.status == "True")
+    })
+}
+
+/// A shutdownTime earlier than the TTL deadline ends the claim first. The shutdownTime is set once
+/// the claim is Ready and its Pod finished, so the test does not race the cold start.
 pub async fn earlier_of_ttl_and_shutdown_time_wins(env: TestEnv) -> anyhow::Result<()> {
     template_and_pool(&env, json!({}), "empty", 0).await?;
-    let shutdown = in_seconds(8)?;
     create_claim(
         &env,
         "soon",
         "empty",
-        json!({"lifecycle": {
-        "ttlSecondsAfterFinished": 3600, "shutdownTime": shutdown, "shutdownPolicy": "Retain"}}),
+        json!({"lifecycle": {"ttlSecondsAfterFinished": 3600, "shutdownPolicy": "Retain"}}),
     )
     .await?;
     wait_claim_ready(&env, "soon").await?;
     let sandbox = env.api::<Sandbox>().get("soon").await?;
+    finish_pod(&env, "soon").await?;
+    wait_for_object(
+        &env.api::<SandboxClaim>(),
+        "soon",
+        "the Finished condition mirrored on the claim",
+        TIMEOUT,
+        |c: Option<&SandboxClaim>| c.is_some_and(finished),
+    )
+    .await?;
+    let shutdown = in_seconds(2)?;
+    set_lifecycle(&env, "soon", json!({"shutdownTime": shutdown})).await?;
     wait_expired(&env, "soon").await?;
     ensure!(
         Timestamp::now() >= shutdown.parse::<Timestamp>()?,
@@ -182,18 +197,34 @@ pub async fn earlier_of_ttl_and_shutdown_time_wins(env: TestEnv) -> anyhow::Resu
     Ok(())
 }
 
+async fn set_lifecycle(
+    env: &TestEnv,
+    name: &str,
+    lifecycle: serde_json::Value,
+) -> anyhow::Result<()> {
+    env.api::<SandboxClaim>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"lifecycle": lifecycle}})),
+        )
+        .await
+        .with_context(|| format!("setting the lifecycle of claim {name}"))?;
+    Ok(())
+}
+
 /// DeleteForeground removes the claim after its Sandbox and Pod are gone.
 pub async fn delete_foreground(env: TestEnv) -> anyhow::Result<()> {
     template_and_pool(&env, json!({}), "empty", 0).await?;
-    create_claim(
+    create_claim(&env, "fg", "empty", json!({})).await?;
+    let claim = wait_claim_ready(&env, "fg").await?;
+    // Expire it only now: a shutdownTime set at creation would race the cold start.
+    set_lifecycle(
         &env,
         "fg",
-        "empty",
-        json!({"lifecycle": {
-        "shutdownTime": in_seconds(6)?, "shutdownPolicy": "DeleteForeground"}}),
+        json!({"shutdownTime": in_seconds(0)?, "shutdownPolicy": "DeleteForeground"}),
     )
     .await?;
-    let claim = wait_claim_ready(&env, "fg").await?;
     wait_for(
         &env.api::<SandboxClaim>(),
         "fg",
