@@ -1,7 +1,8 @@
 //! Counting the controller's API requests: the controller runs as a user of its own (a client
-//! certificate signed by the local cluster's CA, group `system:masters` so any implementation has the
+//! certificate signed by the local cluster's CA, bound to `cluster-admin` so any implementation has the
 //! access it needs) and a FlowSchema routes exactly that user, so the API server's
 //! `apiserver_flowcontrol_dispatched_requests_total{flow_schema=…}` counts its requests alone.
+//! (Not `system:masters`: that group is matched by the `exempt` schema, which nothing can precede.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::flowcontrol::v1::FlowSchema;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde::Serialize;
@@ -62,13 +64,20 @@ pub fn controller_kubeconfig(admin: &Path, dir: &Path) -> anyhow::Result<Option<
         "-key",
         &s(&key),
         "-subj",
-        &format!("/O=system:masters/CN={CONTROLLER_USER}"),
+        &format!("/O=agent-sandbox-bench/CN={CONTROLLER_USER}"),
         "-out",
         &s(&csr),
     ])?;
+    // Extensions make it an X.509 v3 certificate; rustls refuses v1.
+    let ext = dir.join("controller.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .with_context(|| format!("writing {}", ext.display()))?;
     openssl(&[
         "x509", "-req", "-in", &s(&csr), "-CA", &s(&ca_crt), "-CAkey", &s(&ca_key),
-        "-CAcreateserial", "-days", "2", "-out", &s(&crt),
+        "-CAcreateserial", "-days", "2", "-extfile", &s(&ext), "-out", &s(&crt),
     ])?;
     let text =
         std::fs::read_to_string(admin).with_context(|| format!("reading {}", admin.display()))?;
@@ -104,15 +113,31 @@ fn openssl(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the FlowSchema that isolates [`CONTROLLER_USER`]: precedence 1 and a name sorting before
-/// `exempt`, so it wins over the `system:masters` schema; priority level `exempt`, so it adds no queueing.
+/// Binds [`CONTROLLER_USER`] to `cluster-admin` and applies the FlowSchema that isolates it: precedence 2
+/// (only `exempt`, for `system:masters`, comes first) and priority level `exempt`, so it adds no queueing.
 pub async fn ensure_flow_schema(client: &Client) -> anyhow::Result<()> {
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": CONTROLLER_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": CONTROLLER_USER}],
+    }))
+    .context("building the ClusterRoleBinding")?;
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(
+            CONTROLLER_USER,
+            &PatchParams::apply("agent-sandbox-bench").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .context("binding the controller's user to cluster-admin")?;
     let schema: FlowSchema = serde_json::from_value(json!({
         "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
         "kind": "FlowSchema",
         "metadata": {"name": CONTROLLER_USER},
         "spec": {
-            "matchingPrecedence": 1,
+            "matchingPrecedence": 2,
             "priorityLevelConfiguration": {"name": "exempt"},
             "rules": [{
                 "subjects": [{"kind": "User", "user": {"name": CONTROLLER_USER}}],
