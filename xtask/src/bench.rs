@@ -97,8 +97,8 @@ pub fn smoke() -> anyhow::Result<()> {
         let args: Vec<String> = bench_args.iter().map(ToString::to_string).collect();
         run_bench("dev", &args, &out)?;
         let path = out.join(format!("{scenario}.json"));
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let json: Value =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let count: u64 = bench_args[2].parse()?;

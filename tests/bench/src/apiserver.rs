@@ -76,8 +76,21 @@ pub fn controller_kubeconfig(admin: &Path, dir: &Path) -> anyhow::Result<Option<
     )
     .with_context(|| format!("writing {}", ext.display()))?;
     openssl(&[
-        "x509", "-req", "-in", &s(&csr), "-CA", &s(&ca_crt), "-CAkey", &s(&ca_key),
-        "-CAcreateserial", "-days", "2", "-extfile", &s(&ext), "-out", &s(&crt),
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca_crt),
+        "-CAkey",
+        &s(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&crt),
     ])?;
     let text =
         std::fs::read_to_string(admin).with_context(|| format!("reading {}", admin.display()))?;

@@ -127,7 +127,11 @@ impl Bench {
     }
 
     /// Deletes a namespace and waits until it is gone; returns how long that took.
-    pub async fn delete_namespace(&self, name: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    pub async fn delete_namespace(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let api = Api::<Namespace>::all(self.client.clone());
         let Some(ns) = api.get_opt(name).await? else {

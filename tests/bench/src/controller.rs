@@ -14,7 +14,8 @@ use crate::prom::Scrape;
 use crate::sysinfo::{ProcSample, sample};
 
 /// Placeholders a `--controller-cmd` may use; each is replaced before the command runs.
-pub const PLACEHOLDERS: &str = "{kubeconfig} {metrics_addr} {health_addr} {metrics_port} {health_port}";
+pub const PLACEHOLDERS: &str =
+    "{kubeconfig} {metrics_addr} {health_addr} {metrics_port} {health_port}";
 
 /// The command line of our controller with the flags the bench needs.
 pub fn default_command(binary: &Path) -> String {

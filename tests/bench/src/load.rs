@@ -84,7 +84,11 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), 20);
         let failed = create_all(3, Pace::Rate(1000.0), 2, |i| async move {
-            if i == 1 { bail!("boom") } else { Ok(String::new()) }
+            if i == 1 {
+                bail!("boom")
+            } else {
+                Ok(String::new())
+            }
         })
         .await;
         assert!(failed.is_err_and(|e| e.to_string().contains("1 of 3 creates failed")));

@@ -28,7 +28,10 @@ use crate::scenarios::{claims, cold, refill, scale};
 const BINARY_ENV: &str = agent_sandbox_testkit::controller::BINARY_ENV;
 
 #[derive(Parser)]
-#[command(name = "agent-sandbox-bench", about = "Benchmarks of agent-sandbox controllers on the local control plane")]
+#[command(
+    name = "agent-sandbox-bench",
+    about = "Benchmarks of agent-sandbox controllers on the local control plane"
+)]
 struct Cli {
     /// Controller under test, as a shell command template (placeholders: {kubeconfig} {metrics_addr}
     /// {health_addr} {metrics_port} {health_port}). Default: our binary ($AGENT_SANDBOX_CONTROLLER_BIN).

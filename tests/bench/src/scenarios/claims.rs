@@ -130,7 +130,13 @@ pub async fn create_pool(bench: &Bench, namespace: &str, replicas: usize) -> any
     Ok(())
 }
 
-fn claim_phase(name: String, namespace: &str, count: usize, pace: Pace, common: &Common) -> CreatePhase {
+fn claim_phase(
+    name: String,
+    namespace: &str,
+    count: usize,
+    pace: Pace,
+    common: &Common,
+) -> CreatePhase {
     CreatePhase {
         name,
         resource: claim_resource(),
@@ -174,7 +180,8 @@ async fn pool_and_claims(
         )
         .await?;
         let mut p = create_phase(bench, controller, phase(&namespace)).await?;
-        p.extra.insert("pool_fill_s".into(), round(fill.as_secs_f64()));
+        p.extra
+            .insert("pool_fill_s".into(), round(fill.as_secs_f64()));
         p.extra.insert("pool".into(), pool as f64);
         anyhow::Ok(p)
     }
@@ -186,14 +193,26 @@ async fn pool_and_claims(
 }
 
 /// Runs `claims-burst` once.
-pub async fn burst(bench: &Bench, spec: &ControllerSpec, args: &BurstArgs) -> anyhow::Result<RunReport> {
+pub async fn burst(
+    bench: &Bench,
+    spec: &ControllerSpec,
+    args: &BurstArgs,
+) -> anyhow::Result<RunReport> {
     let (controller, _) = bench.start_controller(spec, "claims-burst").await?;
     let phase = pool_and_claims(
         bench,
         &controller,
         "claims-burst",
         args.pool,
-        |ns| claim_phase(format!("burst-{}", args.rate), ns, args.claims, Pace::Rate(args.rate), &args.common),
+        |ns| {
+            claim_phase(
+                format!("burst-{}", args.rate),
+                ns,
+                args.claims,
+                Pace::Rate(args.rate),
+                &args.common,
+            )
+        },
         &args.common,
     )
     .await;
@@ -221,7 +240,15 @@ pub async fn simultaneous(
         &controller,
         "claims-simultaneous",
         args.pool,
-        |ns| claim_phase("simultaneous".into(), ns, args.claims, Pace::Unpaced, &common),
+        |ns| {
+            claim_phase(
+                "simultaneous".into(),
+                ns,
+                args.claims,
+                Pace::Unpaced,
+                &common,
+            )
+        },
         &common,
     )
     .await;
@@ -234,7 +261,11 @@ pub async fn simultaneous(
 }
 
 /// Runs `claims-rate` once: each rate on a fresh pool sized so it never empties, until p99 > the limit.
-pub async fn rate(bench: &Bench, spec: &ControllerSpec, args: &RateArgs) -> anyhow::Result<RunReport> {
+pub async fn rate(
+    bench: &Bench,
+    spec: &ControllerSpec,
+    args: &RateArgs,
+) -> anyhow::Result<RunReport> {
     if args.rates.iter().any(|r| *r <= 0.0) {
         bail!("--rates must be positive");
     }
@@ -249,7 +280,15 @@ pub async fn rate(bench: &Bench, spec: &ControllerSpec, args: &RateArgs) -> anyh
             &controller,
             "claims-rate",
             pool,
-            |ns| claim_phase(format!("rate-{rate}"), ns, claims, Pace::Rate(rate), &args.common),
+            |ns| {
+                claim_phase(
+                    format!("rate-{rate}"),
+                    ns,
+                    claims,
+                    Pace::Rate(rate),
+                    &args.common,
+                )
+            },
             &args.common,
         )
         .await;

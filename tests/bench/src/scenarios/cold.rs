@@ -44,9 +44,10 @@ pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::R
                 Pace::Unpaced
             },
             max_in_flight: args.max_in_flight,
-            timeout: args
-                .timeout_s
-                .map_or_else(|| default_timeout(args.count), std::time::Duration::from_secs),
+            timeout: args.timeout_s.map_or_else(
+                || default_timeout(args.count),
+                std::time::Duration::from_secs,
+            ),
             first_ready: None,
             manifest: Arc::new(|i| sandbox(&format!("cold-{i}"))),
         },

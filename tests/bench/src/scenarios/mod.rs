@@ -120,7 +120,11 @@ async fn finish(
     created: Vec<(String, Instant)>,
 ) -> anyhow::Result<Phase> {
     tracker
-        .wait_for(spec.count, spec.timeout, &format!("{} {}", spec.count, spec.resource.plural))
+        .wait_for(
+            spec.count,
+            spec.timeout,
+            &format!("{} {}", spec.count, spec.resource.plural),
+        )
         .await?;
     let latencies: Vec<Duration> = created
         .iter()

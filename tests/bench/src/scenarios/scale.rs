@@ -119,7 +119,11 @@ async fn restart(
     let relist = started.elapsed();
     // The reconcile counter is the only outside sign that the startup pass is over; poll it.
     let mut resync = None;
-    if controller.metrics().await.has("agent_sandbox_reconciles_total") {
+    if controller
+        .metrics()
+        .await
+        .has("agent_sandbox_reconciles_total")
+    {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         loop {
             tick.tick().await;
@@ -133,13 +137,24 @@ async fn restart(
                 break;
             }
             if started.elapsed() > timeout {
-                bail!("after the restart only {done} of {count} Sandboxes were reconciled within {}s", timeout.as_secs());
+                bail!(
+                    "after the restart only {done} of {count} Sandboxes were reconciled within {}s",
+                    timeout.as_secs()
+                );
             }
         }
     }
     let end = Instant::now();
     let mut phase = window
-        .finish(&bench.client, &controller, "restart", count, &[], started, end)
+        .finish(
+            &bench.client,
+            &controller,
+            "restart",
+            count,
+            &[],
+            started,
+            end,
+        )
         .await?;
     phase.throughput_per_s = 0.0;
     phase
