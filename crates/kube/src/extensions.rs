@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 
+use crate::cache::Caches;
 use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::shared::{SharedCache, SharedWatch};
@@ -58,6 +59,8 @@ pub struct ExtensionContext {
     pub sandbox_feed: Feed<Sandbox>,
     /// Pods, slimmed (shared with the Sandbox controller).
     pub pods: Store<Pod>,
+    /// The Sandbox controller's caches, for their sync state.
+    pub core: Caches,
     /// SandboxTemplates.
     pub templates: SharedCache<SandboxTemplate>,
     /// SandboxWarmPools.
@@ -69,9 +72,10 @@ pub struct ExtensionContext {
 }
 
 impl ExtensionContext {
-    /// Waits until the extension kinds' caches completed their first list (the Sandbox and Pod
-    /// caches are the Sandbox controller's to wait for).
+    /// Waits until every cache an extension controller reads (the Sandbox controller's and the
+    /// extension kinds') completed its first list.
     pub async fn wait_synced(&self) {
+        self.core.wait_synced().await;
         self.templates.wait_synced().await;
         self.pools.wait_synced().await;
         self.claims.wait_synced().await;
@@ -92,16 +96,17 @@ impl ExtensionWatches {
         &self,
         client: Client,
         identity: String,
-        sandboxes: (Store<Sandbox>, Feed<Sandbox>),
-        pods: Store<Pod>,
+        core: &Caches,
+        sandbox_feed: Feed<Sandbox>,
         metrics: Arc<Metrics>,
     ) -> ExtensionContext {
         ExtensionContext {
             client,
             identity,
-            sandboxes: sandboxes.0,
-            sandbox_feed: sandboxes.1,
-            pods,
+            sandboxes: core.sandboxes.clone(),
+            sandbox_feed,
+            pods: core.pods.clone(),
+            core: core.clone(),
             templates: self.templates.cache().clone(),
             pools: self.pools.cache().clone(),
             claims: self.claims.cache().clone(),

@@ -14,6 +14,7 @@ pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod retry;
 pub mod sandbox_controller;
 pub mod shared;
 pub mod template_controller;
@@ -239,11 +240,8 @@ pub async fn run(
         let context = shared.context(
             client.clone(),
             settings.identity.clone(),
-            (
-                watches.caches().sandboxes.clone(),
-                watches.sandbox_feed().clone(),
-            ),
-            watches.caches().pods.clone(),
+            watches.caches(),
+            watches.sandbox_feed().clone(),
             metrics.clone(),
         );
         // Every controller subscribes to its feeds before any watch starts, so none misses the

@@ -194,6 +194,8 @@ pub struct Metrics {
     creation_latency: HistogramFamily<CreationLabels>,
     /// Sandboxes (by UID) whose creation latency was recorded: once per Sandbox per process.
     recorded: Mutex<HashSet<String>>,
+    /// The SandboxClaim controller's metrics.
+    claims: crate::claim_controller::metrics::ClaimMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -252,6 +254,7 @@ impl Metrics {
             actions.clone(),
         );
         registry.register_collector(Box::new(SandboxCollector { store: sandboxes }));
+        let claims = crate::claim_controller::metrics::ClaimMetrics::register(&mut registry);
         Arc::new(Self {
             registry,
             reconciles,
@@ -259,6 +262,7 @@ impl Metrics {
             actions,
             creation_latency,
             recorded: Mutex::default(),
+            claims,
         })
     }
 
@@ -316,6 +320,11 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
+    }
+
+    /// The SandboxClaim controller's metrics.
+    pub fn claims(&self) -> &crate::claim_controller::metrics::ClaimMetrics {
+        &self.claims
     }
 }
 
