@@ -124,7 +124,9 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     let machine = sysinfo::machine();
-    let bench = Bench::connect(cli.out_dir.clone()).await?;
+    // Absolute: the controller's kubeconfig names its certificate files, relative to the kubeconfig.
+    let out_dir = std::path::absolute(&cli.out_dir).context("resolving --out-dir")?;
+    let bench = Bench::connect(out_dir.clone()).await?;
     let mut runs = Vec::new();
     for round in 0..cli.rounds.max(1) {
         for spec in &specs {
@@ -151,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
         runs,
         comparison,
     };
-    let path = cli.out_dir.join(format!("{}.json", report.scenario));
+    let path = out_dir.join(format!("{}.json", report.scenario));
     report.write(&path)?;
     print!("{}", report.table());
     println!("written: {}", path.display());

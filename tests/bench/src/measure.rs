@@ -20,7 +20,7 @@ const HISTOGRAMS: [&str; 6] = [
     "agent_sandbox_creation_latency_ms",
     "agent_sandbox_reconcile_duration_seconds",
     "controller_runtime_reconcile_time_seconds",
-    "agent_sandbox_warm_pool_refill_latency_ms",
+    "agent_sandbox_client_claim_startup_latency_ms",
 ];
 
 /// Snapshots taken when a phase starts.
