@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, one module per subcommand.
 
 mod apiref;
+mod bench;
 mod cluster;
 mod crdgen;
 mod demo;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a benchmark scenario on the local control plane (docs/benchmarks.md).
+    Bench(bench::Args),
     /// Build, start, inspect or stop the local Kubernetes control plane (docs/local-cluster.md).
     Cluster(cluster::Args),
     /// Generate deploy/crds/*.yaml and docs/api-reference.md from the Rust API types.
@@ -30,6 +33,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Bench(args) => bench::run(&args),
         Command::Cluster(args) => cluster::run(&args),
         Command::Crdgen(args) => crdgen::run(&args),
         Command::Demo(args) => demo::run(&args),
