@@ -1,10 +1,13 @@
 //! Per-object retry backoff for the extension controllers: consecutive failures of one object double
-//! its retry delay (the Sandbox controller's schedule); a success resets it.
+//! its retry delay (the Sandbox controller's schedule); a success resets it. And what every controller
+//! does with its results stream.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
+use kube::runtime::controller;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::sandbox_controller::backoff;
@@ -43,6 +46,32 @@ impl<K: kube::Resource<DynamicType = ()>> Failures<K> {
             counts.remove(&ObjectRef::from(object));
         }
     }
+}
+
+/// Runs a controller's results to the end, logging what no pass logged itself: a watch that cannot
+/// list or watch (RBAC, a missing CRD, a conversion failure) keeps the caches from syncing, so it is
+/// said loudly (it is retried with backoff). A pass logs its own failures, and an object gone before
+/// its pass ran is not an error.
+pub async fn drain<T, E1, E2>(
+    results: impl Stream<Item = Result<T, controller::Error<E1, E2>>>,
+    controller_name: &'static str,
+) where
+    E1: std::error::Error + 'static,
+    E2: std::error::Error + 'static,
+{
+    results
+        .for_each(|result| async move {
+            match result {
+                Ok(_)
+                | Err(
+                    controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(_),
+                ) => {}
+                Err(error) => {
+                    tracing::warn!(controller = controller_name, %error, "watch or queue error");
+                }
+            }
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -274,24 +274,15 @@ pub async fn run(
         on_synced();
     });
 
-    Controller::for_stream(sandbox_stream, caches.sandboxes.clone())
-        .reconcile_on(child_events)
-        .with_config(controller::Config::default().concurrency(settings.concurrent_workers))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok(_) => {}
-                // Already logged by the pass, with its span.
-                Err(
-                    controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(_),
-                ) => {}
-                // A watch that cannot list or watch (RBAC, a missing CRD, a conversion failure) keeps the
-                // caches from syncing: say so loudly, it is retried with backoff.
-                Err(error) => tracing::warn!(%error, "watch or queue error"),
-            }
-        })
-        .await;
+    crate::retry::drain(
+        Controller::for_stream(sandbox_stream, caches.sandboxes.clone())
+            .reconcile_on(child_events)
+            .with_config(controller::Config::default().concurrency(settings.concurrent_workers))
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, context),
+        "sandbox",
+    )
+    .await;
     for cache in child_caches {
         cache.abort();
     }

@@ -95,23 +95,15 @@ impl TemplateController {
                     Change::Deleted(_) => None,
                 }
             });
-            Controller::for_stream(templates, self.context.templates.store.clone())
-                .reconcile_on(policy_events)
-                .with_config(controller::Config::default().concurrency(self.workers))
-                .graceful_shutdown_on(shutdown)
-                .run(reconcile, error_policy, context)
-                .for_each(|result| async move {
-                    if let Err(error) = result
-                        && !matches!(
-                            error,
-                            controller::Error::ReconcilerFailed(..)
-                                | controller::Error::ObjectNotFound(_)
-                        )
-                    {
-                        tracing::warn!(%error, "template queue error");
-                    }
-                })
-                .await;
+            crate::retry::drain(
+                Controller::for_stream(templates, self.context.templates.store.clone())
+                    .reconcile_on(policy_events)
+                    .with_config(controller::Config::default().concurrency(self.workers))
+                    .graceful_shutdown_on(shutdown)
+                    .run(reconcile, error_policy, context),
+                "template",
+            )
+            .await;
         }
         watch.abort();
         tracing::info!("template controller stopped");

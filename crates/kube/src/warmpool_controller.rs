@@ -205,23 +205,15 @@ impl WarmPoolController {
         let template_triggers = self
             .templates
             .flat_map(move |change| futures::stream::iter(pools_of(&pool_store, change.object())));
-        Controller::for_stream(pools, self.context.pools.store.clone())
-            .reconcile_on(futures::stream::select(sandbox_triggers, template_triggers))
-            .with_config(controller::Config::default().concurrency(self.workers))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, context)
-            .for_each(|result| async move {
-                if let Err(error) = result
-                    && !matches!(
-                        error,
-                        controller::Error::ReconcilerFailed(..)
-                            | controller::Error::ObjectNotFound(_)
-                    )
-                {
-                    tracing::warn!(%error, "warm pool queue error");
-                }
-            })
-            .await;
+        crate::retry::drain(
+            Controller::for_stream(pools, self.context.pools.store.clone())
+                .reconcile_on(futures::stream::select(sandbox_triggers, template_triggers))
+                .with_config(controller::Config::default().concurrency(self.workers))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, context),
+            "warm pool",
+        )
+        .await;
         tracing::info!("warm pool controller stopped");
     }
 }

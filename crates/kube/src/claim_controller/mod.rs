@@ -180,23 +180,15 @@ impl ClaimController {
         }
         tracing::info!("claim controller caches synced");
 
-        Controller::for_stream(claim_stream, context.claims.store.clone())
-            .reconcile_on(woken)
-            .with_config(controller::Config::default().concurrency(workers))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, shared)
-            .for_each(|result| async move {
-                if let Err(error) = result
-                    && !matches!(
-                        error,
-                        controller::Error::ReconcilerFailed(..)
-                            | controller::Error::ObjectNotFound(_)
-                    )
-                {
-                    tracing::warn!(%error, "claim queue error");
-                }
-            })
-            .await;
+        crate::retry::drain(
+            Controller::for_stream(claim_stream, context.claims.store.clone())
+                .reconcile_on(woken)
+                .with_config(controller::Config::default().concurrency(workers))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, shared),
+            "claim",
+        )
+        .await;
         for task in [sandbox_task, pool_task, template_task] {
             task.abort();
         }
