@@ -13,9 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agent_sandbox_testkit::controller::{Controller, service_account_kubeconfig};
+use agent_sandbox_testkit::controller::{Controller, install_service_account};
 use agent_sandbox_testkit::wait::{wait_deleted, wait_for_object};
-use agent_sandbox_testkit::{TestEnv, cluster, crds, manifests, workspace_root};
+use agent_sandbox_testkit::{TestEnv, cluster, crds, workspace_root};
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -33,7 +33,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(250);
 const SECRET: &str = "agent-sandbox-webhook-certs";
 
 /// The controller's namespace in deploy/ (ServiceAccount, Roles, the certificate Secret).
-const SYSTEM_NAMESPACE: &str = "agent-sandbox-system";
+use agent_sandbox_testkit::controller::SYSTEM_NAMESPACE;
 const CRDS: [&str; 4] = [
     "sandboxes.agents.x-k8s.io",
     "sandboxclaims.extensions.agents.x-k8s.io",
@@ -329,22 +329,8 @@ async fn v1alpha1_requests_carry_the_deprecation_warning(env: &TestEnv) -> anyho
 /// earlier run left, and returns a kubeconfig of that ServiceAccount: the webhook then proves the RBAC
 /// covers creating the Secret and patching the CRDs.
 async fn service_account(env: &TestEnv) -> anyhow::Result<PathBuf> {
-    let deploy = workspace_root().join("deploy/controller");
-    for file in ["namespace.yaml", "service-account.yaml", "rbac.yaml"] {
-        manifests::apply_file(&env.client, &deploy.join(file), SYSTEM_NAMESPACE).await?;
-    }
+    let kubeconfig = install_service_account(&env.client, &["rbac.yaml"], "conversion-sa").await?;
     delete_secret(env).await?;
-    let dir = workspace_root().join("target/e2e-logs");
-    std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("conversion-sa.kubeconfig");
-    service_account_kubeconfig(
-        &env.client,
-        &cluster::kubeconfig_path(),
-        SYSTEM_NAMESPACE,
-        "agent-sandbox-controller",
-        &kubeconfig,
-    )
-    .await?;
     Ok(kubeconfig)
 }
 

@@ -3,13 +3,13 @@
 
 mod common;
 
-use agent_sandbox_testkit::controller::{Controller, service_account_kubeconfig};
+use agent_sandbox_testkit::controller::{Controller, install_service_account};
 use agent_sandbox_testkit::wait::wait_for_object;
-use agent_sandbox_testkit::{cluster, crds, manifests, workspace_root};
+use agent_sandbox_testkit::{cluster, crds};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-const NAMESPACE: &str = "agent-sandbox-system";
+use agent_sandbox_testkit::controller::SYSTEM_NAMESPACE as NAMESPACE;
 
 use common::TIMEOUT;
 
@@ -17,20 +17,7 @@ use common::TIMEOUT;
 async fn sandbox_controller_runs_with_its_own_rbac() -> anyhow::Result<()> {
     let client = cluster::client().await?;
     crds::install(&client).await?;
-    let deploy = workspace_root().join("deploy/controller");
-    for file in ["namespace.yaml", "service-account.yaml", "rbac.yaml"] {
-        manifests::apply_file(&client, &deploy.join(file), NAMESPACE).await?;
-    }
-    let kubeconfig = workspace_root().join("target/e2e-logs/controller-sa.kubeconfig");
-    std::fs::create_dir_all(workspace_root().join("target/e2e-logs"))?;
-    service_account_kubeconfig(
-        &client,
-        &cluster::kubeconfig_path(),
-        NAMESPACE,
-        "agent-sandbox-controller",
-        &kubeconfig,
-    )
-    .await?;
+    let kubeconfig = install_service_account(&client, &["rbac.yaml"], "controller-sa").await?;
     // A lease of its own: a lease left behind by an earlier, killed run must not delay this one.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let lease = format!("e2e-{}", now.as_millis());

@@ -4,33 +4,17 @@
 
 mod pools;
 
-use agent_sandbox_testkit::controller::{Controller, service_account_kubeconfig};
-use agent_sandbox_testkit::{cluster, crds, manifests, workspace_root};
-
-const NAMESPACE: &str = "agent-sandbox-system";
+use agent_sandbox_testkit::controller::{Controller, install_service_account};
+use agent_sandbox_testkit::{cluster, crds};
 
 #[tokio::test]
 async fn warm_pool_controllers_run_with_their_own_rbac() -> anyhow::Result<()> {
     let client = cluster::client().await?;
     crds::install(&client).await?;
-    let deploy = workspace_root().join("deploy/controller");
-    for file in [
-        "namespace.yaml",
-        "service-account.yaml",
-        "rbac.yaml",
-        "rbac-extensions.yaml",
-    ] {
-        manifests::apply_file(&client, &deploy.join(file), NAMESPACE).await?;
-    }
-    let logs = workspace_root().join("target/e2e-logs");
-    std::fs::create_dir_all(&logs)?;
-    let kubeconfig = logs.join("warm-pools-sa.kubeconfig");
-    service_account_kubeconfig(
+    let kubeconfig = install_service_account(
         &client,
-        &cluster::kubeconfig_path(),
-        NAMESPACE,
-        "agent-sandbox-controller",
-        &kubeconfig,
+        &["rbac.yaml", "rbac-extensions.yaml"],
+        "warm-pools-sa",
     )
     .await?;
     let mut controller = Controller::start("warm-pools-sa", &kubeconfig, &["--extensions"])?;

@@ -180,3 +180,34 @@ pub async fn service_account_kubeconfig(
     let yaml = serde_yaml::to_string(&config).context("serialising the kubeconfig")?;
     std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))
 }
+
+/// The controller's namespace in deploy/ (where its ServiceAccount lives).
+pub const SYSTEM_NAMESPACE: &str = "agent-sandbox-system";
+
+/// Installs the controller's namespace, ServiceAccount and the given RBAC files from deploy/controller,
+/// and writes `target/e2e-logs/<name>.kubeconfig` authenticating as that ServiceAccount.
+pub async fn install_service_account(
+    client: &kube::Client,
+    rbac_files: &[&str],
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let deploy = workspace_root().join("deploy/controller");
+    for file in ["namespace.yaml", "service-account.yaml"]
+        .iter()
+        .chain(rbac_files)
+    {
+        crate::manifests::apply_file(client, &deploy.join(file), SYSTEM_NAMESPACE).await?;
+    }
+    let logs = workspace_root().join("target/e2e-logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let kubeconfig = logs.join(format!("{name}.kubeconfig"));
+    service_account_kubeconfig(
+        client,
+        &crate::cluster::kubeconfig_path(),
+        SYSTEM_NAMESPACE,
+        "agent-sandbox-controller",
+        &kubeconfig,
+    )
+    .await?;
+    Ok(kubeconfig)
+}
