@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, ObjectMeta, PostParams,
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -102,27 +102,7 @@ impl Bench {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() % 100_000_000)
         );
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some([(NAMESPACE_LABEL.to_string(), "true".to_string())].into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        Api::<Namespace>::all(self.client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .with_context(|| format!("creating namespace {name}"))?;
-        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &name);
-        agent_sandbox_testkit::wait::wait_for(
-            &sas,
-            "default",
-            "the namespace's default ServiceAccount",
-            Duration::from_secs(60),
-            |sa: Option<&ServiceAccount>| sa.is_some(),
-        )
-        .await?;
+        agent_sandbox_testkit::create_labelled_namespace(&self.client, &name).await?;
         Ok(name)
     }
 

@@ -86,9 +86,16 @@ fn unique_name(test: &str) -> String {
 
 async fn create_namespace(client: &Client, test: &str) -> anyhow::Result<String> {
     let name = unique_name(test);
+    create_labelled_namespace(client, &name).await?;
+    Ok(name)
+}
+
+/// Creates namespace `name` with the harness label and waits until Pods can be created in it (its
+/// default ServiceAccount exists).
+pub async fn create_labelled_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
     let ns = Namespace {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             labels: Some([(NAMESPACE_LABEL.to_string(), "true".to_string())].into()),
             ..ObjectMeta::default()
         },
@@ -99,7 +106,7 @@ async fn create_namespace(client: &Client, test: &str) -> anyhow::Result<String>
         .await
         .with_context(|| format!("creating test namespace {name}"))?;
     // Pods are rejected until the service-account controller has made "default": wait for it.
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
     wait::wait_for(
         &sas,
         "default",
@@ -108,5 +115,5 @@ async fn create_namespace(client: &Client, test: &str) -> anyhow::Result<String>
         |sa: Option<&ServiceAccount>| sa.is_some(),
     )
     .await?;
-    Ok(name)
+    Ok(())
 }

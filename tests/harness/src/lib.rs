@@ -15,7 +15,7 @@ pub mod logs;
 pub mod manifests;
 pub mod wait;
 
-pub use env::TestEnv;
+pub use env::{TestEnv, create_labelled_namespace};
 
 /// Annotation that makes kwok end a Running pod: value `Succeeded` (exit 0) or `Failed` (exit 1).
 /// Must match the stages written by `cargo xtask cluster up` (xtask/src/cluster/manifests.rs).
