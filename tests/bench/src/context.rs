@@ -102,7 +102,8 @@ impl Bench {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() % 100_000_000)
         );
-        agent_sandbox_testkit::create_labelled_namespace(&self.client, &name).await?;
+        agent_sandbox_testkit::create_labelled_namespace(&self.client, &name, NAMESPACE_LABEL)
+            .await?;
         Ok(name)
     }
 

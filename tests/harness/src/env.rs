@@ -86,17 +86,21 @@ fn unique_name(test: &str) -> String {
 
 async fn create_namespace(client: &Client, test: &str) -> anyhow::Result<String> {
     let name = unique_name(test);
-    create_labelled_namespace(client, &name).await?;
+    create_labelled_namespace(client, &name, NAMESPACE_LABEL).await?;
     Ok(name)
 }
 
-/// Creates namespace `name` with the harness label and waits until Pods can be created in it (its
-/// default ServiceAccount exists).
-pub async fn create_labelled_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+/// Creates namespace `name` labelled `label=true` (what its creator lists to clean up) and waits until
+/// Pods can be created in it (its default ServiceAccount exists).
+pub async fn create_labelled_namespace(
+    client: &Client,
+    name: &str,
+    label: &str,
+) -> anyhow::Result<()> {
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some([(NAMESPACE_LABEL.to_string(), "true".to_string())].into()),
+            labels: Some([(label.to_owned(), "true".to_owned())].into()),
             ..ObjectMeta::default()
         },
         ..Namespace::default()
