@@ -28,12 +28,20 @@ pub fn kwok_config() -> String {
 
 /// kwok's own options. It plays at most 4 pod stages at once by default, each an API write: with the
 /// whole control plane on two cores that made only ~8–35 pods Running per second and bounded every
-/// pool refill and `scale` run (docs/benchmarks.md). 32 lets the API server be the bound.
+/// pool refill and `scale` run (docs/benchmarks.md). 32 lets the API server be the bound. A given
+/// configuration is not defaulted field by field, so the other options are kwok's defaults, spelled out.
 const KWOK_OPTIONS: &str = r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 32
-  nodePlayStageParallelism: 8
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enableDebuggingHandlers: true
+  enableContentionProfiling: false
+  enableProfilingHandler: true
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
 "#;
 
 const NODE_UP: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
