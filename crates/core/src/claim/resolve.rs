@@ -163,11 +163,12 @@ impl<A: ClaimApi> Pass<'_, A> {
                 Some(_) => {}
             }
         }
-        // C: a Sandbox named like the claim (an earlier cold create). A cache miss is confirmed
-        // with the API server: a create the cache has not shown yet must not be followed by an
-        // adoption, or the claim would end up owning two Sandboxes.
+        // C: a Sandbox named like the claim (an earlier cold create). A cache miss for a create
+        // the cache has not shown yet is confirmed with the API server: it must not be followed by
+        // an adoption, or the claim would end up owning two Sandboxes.
         let named = match self.api.cached_sandbox(&claim_name) {
             Some(sandbox) => Some(sandbox),
+            None if !self.api.created_unseen(&claim_name) => None,
             None => match self.api.read_sandbox(&claim_name).await {
                 Ok(sandbox) => Some(sandbox),
                 Err(ApiError::NotFound) => None,

@@ -625,3 +625,36 @@ fn a_stale_pass_that_finds_the_claim_already_assigned_looks_again_without_error(
         "the spare goes back"
     );
 }
+
+#[test]
+fn a_warm_claim_reads_nothing_from_the_api_server_when_it_created_no_sandbox() {
+    let w = world();
+    member(&w, "p", "p-a");
+    w.add_claim(claim("c", "p", json!({})));
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    assert_eq!(bound(&w.claim("c").expect("claim")), "p-a");
+    assert!(w.sandbox_reads.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_cold_create_the_cache_has_not_shown_is_confirmed_with_the_api_server() {
+    let w = world();
+    w.add_claim(claim("c", "p", json!({})));
+    w.freeze();
+    w.reconcile("c", at(1));
+    assert!(w.sandbox("c").is_some(), "created cold");
+    // A member arrives; the cache shows neither it nor the cold Sandbox nor the claim's status.
+    member(&w, "p", "p-a");
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    assert_eq!(
+        *w.sandbox_reads.lock().expect("lock"),
+        vec!["c".to_string()]
+    );
+    assert_eq!(
+        controller_uid(&w.sandbox("p-a").expect("member")).as_deref(),
+        Some("uid-pool-p"),
+        "the member stays in the pool"
+    );
+}
