@@ -85,13 +85,18 @@ fn run_bench(profile: &str, bench_args: &[String], out_dir: &Path) -> anyhow::Re
 }
 
 /// The tiny runs `cargo xtask test` makes on its (running) cluster with dev builds: `cold` with 5
-/// Sandboxes and `scale` with 20; each must write valid JSON with every field. Nothing about time is
+/// Sandboxes, `scale` with 20 and `claims-simultaneous` with 3 claims on a pool of 3; each must write
+/// valid JSON with every field (the second argument is the object count). Nothing about time is
 /// asserted.
 pub fn smoke() -> anyhow::Result<()> {
     let out = root().join("target/bench/smoke");
-    let runs: [(&str, &[&str]); 2] = [
+    let runs: [(&str, &[&str]); 3] = [
         ("cold", &["cold", "--count", "5", "--rate", "0"]),
         ("scale", &["scale", "--count", "20"]),
+        (
+            "claims-simultaneous",
+            &["claims-simultaneous", "--claims", "3", "--pool", "3"],
+        ),
     ];
     for (scenario, bench_args) in runs {
         let args: Vec<String> = bench_args.iter().map(ToString::to_string).collect();

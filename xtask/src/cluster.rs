@@ -142,7 +142,7 @@ fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
         layout.config_file("scheduler.yaml"),
         components::scheduler_config(layout),
     )?;
-    std::fs::write(layout.config_file("kwok.yaml"), manifests::kwok_stages())?;
+    std::fs::write(layout.config_file("kwok.yaml"), manifests::kwok_config())?;
     std::fs::write(
         layout.config_file("bootstrap.yaml"),
         manifests::bootstrap(nodes),

@@ -3,7 +3,8 @@
 /// Annotation a test sets on a Running pod on a fake node to end it: value `Succeeded` or `Failed`.
 pub const FINISH_ANNOTATION: &str = "agent-sandbox.test/finish";
 
-/// kwok's configuration: how fake nodes and the pods bound to them move through their lifecycle.
+/// kwok's configuration: its options ([`KWOK_OPTIONS`]) and how fake nodes and the pods bound to them
+/// move through their lifecycle.
 ///
 /// * node-up: a new fake node becomes Ready with capacity for 110 pods.
 /// * node-refresh: Ready nodes refresh their condition timestamps every ~20 s (leases are kept by kwok).
@@ -11,8 +12,9 @@ pub const FINISH_ANNOTATION: &str = "agent-sandbox.test/finish";
 /// * pod-finish-succeeded / pod-finish-failed: a Running pod annotated with [`FINISH_ANNOTATION`]
 ///   ends with exit code 0 or 1.
 /// * pod-remove: a pod being deleted is removed (its finalizers, if any, are respected).
-pub fn kwok_stages() -> String {
+pub fn kwok_config() -> String {
     let mut docs = vec![
+        KWOK_OPTIONS.to_string(),
         NODE_UP.to_string(),
         NODE_REFRESH.to_string(),
         POD_RUN.to_string(),
@@ -23,6 +25,24 @@ pub fn kwok_stages() -> String {
     }
     docs.join("---\n")
 }
+
+/// kwok's own options. It plays at most 4 pod stages at once by default, each an API write: with the
+/// whole control plane on two cores that made only ~8–35 pods Running per second and bounded every
+/// pool refill and `scale` run (docs/benchmarks.md). 32 lets the API server be the bound. A given
+/// configuration is not defaulted field by field, so the other options are kwok's defaults, spelled out.
+const KWOK_OPTIONS: &str = r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: 32
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enableDebuggingHandlers: true
+  enableContentionProfiling: false
+  enableProfilingHandler: true
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
+"#;
 
 const NODE_UP: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -307,8 +327,11 @@ mod tests {
     }
 
     #[test]
-    fn kwok_stages_are_valid_yaml_with_unique_names() {
-        let stages = docs(&kwok_stages());
+    fn kwok_config_is_valid_yaml_with_options_and_uniquely_named_stages() {
+        let mut stages = docs(&kwok_config());
+        let options = stages.remove(0);
+        assert_eq!(options["kind"], "KwokConfiguration");
+        assert_eq!(options["options"]["podPlayStageParallelism"], 32);
         let mut names: Vec<&str> = stages
             .iter()
             .map(|s| s["metadata"]["name"].as_str().expect("name"))
@@ -332,7 +355,7 @@ mod tests {
 
     #[test]
     fn finish_stages_match_the_annotation_and_set_the_exit_code() {
-        let stages = docs(&kwok_stages());
+        let stages = docs(&kwok_config());
         let failed = stages
             .iter()
             .find(|s| s["metadata"]["name"] == "pod-finish-failed")

@@ -51,6 +51,11 @@ pub trait ClaimApi {
     /// True when a warm Sandbox was built from an older blueprint than the template's (hash label
     /// mismatch and a semantically different blueprint).
     fn outdated(&self, template: &SandboxTemplate, sandbox: &Sandbox) -> bool;
+    /// True when a Sandbox of that name may exist although the cache does not show it: this process
+    /// created it and the cache has not caught up. Every other Sandbox is in the cache once it has
+    /// listed (the controller lists after a restart or a leader hand-over, and the old leader's
+    /// creates end before it releases the lease), so a cache miss for it needs no API read.
+    fn created_unseen(&self, name: &str) -> bool;
 
     /// Reads the claim from the API server (not the cache).
     fn read_claim(&self) -> impl Future<Output = Result<SandboxClaim, ApiError>> + Send;

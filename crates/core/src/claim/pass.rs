@@ -77,6 +77,10 @@ pub(super) struct Pass<'a, A> {
     pub(super) now: Timestamp,
     pub(super) events: Vec<Event>,
     pub(super) served: Vec<Served>,
+    /// A `controller-first-observed-at` value not yet persisted: it rides along with the pass's
+    /// first claim metadata write (the adoption's assignment), or is written on its own before the
+    /// status ([`Pass::flush_first_observed`]).
+    pub(super) unsent_first_observed: Option<String>,
 }
 
 /// Where a Sandbox for an active claim stands.
@@ -142,11 +146,9 @@ pub async fn reconcile<A: ClaimApi>(
         now,
         events: Vec::new(),
         served: Vec::new(),
+        unsent_first_observed: None,
     };
-    if let Err(error) = pass.initialize_annotations(first_observed, settings).await {
-        outcome.error = Some(error);
-        return outcome;
-    }
+    pass.initialize_annotations(first_observed, settings);
     let old = pass.claim.status.clone().unwrap_or_default();
     let lifecycle = pass.claim.spec.lifecycle.clone();
     let before = expiry::check(lifecycle.as_ref(), &old.conditions, now);
@@ -167,6 +169,10 @@ pub async fn reconcile<A: ClaimApi>(
                 now,
             );
             status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+            if let Err(error) = pass.flush_first_observed().await {
+                outcome.error = Some(error);
+                return outcome;
+            }
             if let Err(error) = pass.write_status(&old, &status).await {
                 outcome.error = Some(error);
                 return outcome;
@@ -211,6 +217,9 @@ pub async fn reconcile<A: ClaimApi>(
         match pass.reconcile_active(settings).await {
             Active::Pending(wait) => {
                 // Nothing decided yet: no status write, just look again soon.
+                if let Err(error) = pass.flush_first_observed().await {
+                    outcome.error = Some(error);
+                }
                 outcome.events = pass.events;
                 outcome.served = pass.served;
                 outcome.requeue_after = Some(wait);
@@ -220,6 +229,12 @@ pub async fn reconcile<A: ClaimApi>(
         }
     };
 
+    if let Err(error) = pass.flush_first_observed().await {
+        outcome.error = Some(error);
+        outcome.events = pass.events;
+        outcome.served = pass.served;
+        return outcome;
+    }
     let expired = before == ClaimExpiry::Expired;
     let inputs = Inputs {
         error: error.clone(),
@@ -341,11 +356,10 @@ impl<A: ClaimApi> Pass<'_, A> {
             .to_owned()
     }
 
-    async fn initialize_annotations(
-        &mut self,
-        first_observed: Option<Timestamp>,
-        settings: &Settings,
-    ) -> Result<(), String> {
+    /// Stamps `controller-first-observed-at` on the in-memory claim if it has none; persisting it is
+    /// left to the pass's first claim metadata write (see [`Pass::unsent_first_observed`]), which saves
+    /// a request on every warm claim.
+    fn initialize_annotations(&mut self, first_observed: Option<Timestamp>, settings: &Settings) {
         let stamped = self
             .claim
             .metadata
@@ -354,7 +368,7 @@ impl<A: ClaimApi> Pass<'_, A> {
             .and_then(|a| a.get(annotations::CONTROLLER_FIRST_OBSERVED_AT))
             .is_some_and(|v| !v.is_empty());
         if stamped {
-            return Ok(());
+            return;
         }
         let value = first_observed.unwrap_or(self.now).to_string();
         self.claim
@@ -365,9 +379,28 @@ impl<A: ClaimApi> Pass<'_, A> {
                 annotations::CONTROLLER_FIRST_OBSERVED_AT.to_owned(),
                 value.clone(),
             );
-        if !settings.observability_annotations {
-            return Ok(());
+        if settings.observability_annotations {
+            self.unsent_first_observed = Some(value);
         }
+    }
+
+    /// The annotations a claim metadata patch sets: `entries` plus the unsent first-observed stamp.
+    pub(super) fn with_unsent_stamp<'v>(
+        &'v self,
+        entries: &[(&'v str, Option<&'v str>)],
+    ) -> Vec<(&'v str, Option<&'v str>)> {
+        let mut all = entries.to_vec();
+        if let Some(value) = &self.unsent_first_observed {
+            all.push((annotations::CONTROLLER_FIRST_OBSERVED_AT, Some(value)));
+        }
+        all
+    }
+
+    /// Persists the first-observed stamp if no earlier write of this pass carried it.
+    async fn flush_first_observed(&mut self) -> Result<(), String> {
+        let Some(value) = self.unsent_first_observed.take() else {
+            return Ok(());
+        };
         let patch = patch::metadata(
             "annotations",
             &[(annotations::CONTROLLER_FIRST_OBSERVED_AT, Some(&value))],
@@ -377,6 +410,8 @@ impl<A: ClaimApi> Pass<'_, A> {
                 self.claim = claim;
                 Ok(())
             }
+            // Gone: the status write finds that out too.
+            Err(ApiError::NotFound) => Ok(()),
             Err(error) => Err(format!("failed to stamp the first-observed time: {error}")),
         }
     }

@@ -22,6 +22,9 @@ const NETWORK_GRACE: Duration = Duration::from_secs(2);
 const NETWORK_RETRY: Duration = Duration::from_millis(500);
 /// Attempts at an optimistically locked write before giving up for this pass.
 const CONFLICT_ATTEMPTS: usize = 5;
+/// Look again after a pass found (on the API server) that the claim already names another Sandbox:
+/// it decided on a cached claim older than its own earlier adoption, and the cache is catching up.
+const STALE_RETRY: Duration = Duration::from_millis(200);
 
 /// The Sandbox the claim's annotation (or legacy label) says it adopted, and whether it came from
 /// the legacy label.
@@ -73,6 +76,24 @@ enum Failed {
     Retry(ClaimError),
     /// Lost or contended: the candidate is not put back.
     Lost(ClaimError),
+}
+
+/// What the assignment write came to.
+enum Committed {
+    Yes,
+    /// The claim on the API server already names another Sandbox: this pass worked on a stale copy.
+    AlreadyAssigned,
+}
+
+/// What a warm adoption attempt came to.
+enum Adoption {
+    Adopted(Box<Sandbox>),
+    /// No candidate could be had; `pending` candidates had no network yet.
+    NoCandidate {
+        pending: usize,
+    },
+    /// The claim already adopted another Sandbox in an earlier pass (the cache lags).
+    Stale,
 }
 
 impl Failed {
@@ -142,11 +163,12 @@ impl<A: ClaimApi> Pass<'_, A> {
                 Some(_) => {}
             }
         }
-        // C: a Sandbox named like the claim (an earlier cold create). A cache miss is confirmed
-        // with the API server: a create the cache has not shown yet must not be followed by an
-        // adoption, or the claim would end up owning two Sandboxes.
+        // C: a Sandbox named like the claim (an earlier cold create). A cache miss for a create
+        // the cache has not shown yet is confirmed with the API server: it must not be followed by
+        // an adoption, or the claim would end up owning two Sandboxes.
         let named = match self.api.cached_sandbox(&claim_name) {
             Some(sandbox) => Some(sandbox),
+            None if !self.api.created_unseen(&claim_name) => None,
             None => match self.api.read_sandbox(&claim_name).await {
                 Ok(sandbox) => Some(sandbox),
                 Err(ApiError::NotFound) => None,
@@ -172,8 +194,9 @@ impl<A: ClaimApi> Pass<'_, A> {
         }
         // E, F: warm adoption, or a short wait for candidates still getting their network.
         let pending = match self.adopt().await? {
-            Ok(sandbox) => return Ok(Found::Sandbox(Box::new(sandbox))),
-            Err(pending) => pending,
+            Adoption::Adopted(sandbox) => return Ok(Found::Sandbox(sandbox)),
+            Adoption::Stale => return Ok(Found::Pending(STALE_RETRY)),
+            Adoption::NoCandidate { pending } => pending,
         };
         if pending > 0
             && let Some(left) = grace_left(&self.claim, NETWORK_GRACE, self.now)
@@ -316,12 +339,11 @@ impl<A: ClaimApi> Pass<'_, A> {
         (chosen, pending)
     }
 
-    /// Adopts a warm candidate: `Ok(Ok(sandbox))` when adopted, `Ok(Err(pending))` when none could
-    /// be had (`pending` candidates had no network yet).
-    async fn adopt(&mut self) -> Result<Result<Sandbox, usize>, ClaimError> {
+    /// Adopts a warm candidate.
+    async fn adopt(&mut self) -> Result<Adoption, ClaimError> {
         let (candidate, pending) = self.candidate();
         let Some(candidate) = candidate else {
-            return Ok(Err(pending));
+            return Ok(Adoption::NoCandidate { pending });
         };
         let name = candidate.metadata.name.clone().unwrap_or_default();
         let give_back = |pass: &Self| {
@@ -337,9 +359,16 @@ impl<A: ClaimApi> Pass<'_, A> {
                 },
             )
         };
-        if let Err(failed) = self.commit_assignment(&name).await {
-            give_back(self);
-            return Err(failed.error());
+        match self.commit_assignment(&name).await {
+            Ok(Committed::Yes) => {}
+            Ok(Committed::AlreadyAssigned) => {
+                give_back(self);
+                return Ok(Adoption::Stale);
+            }
+            Err(failed) => {
+                give_back(self);
+                return Err(failed.error());
+            }
         }
         match self.complete_adoption(&candidate).await {
             Ok(adopted) => {
@@ -363,7 +392,7 @@ impl<A: ClaimApi> Pass<'_, A> {
                     ready: is_ready(&candidate),
                     created_by: self.created_by(),
                 });
-                Ok(Ok(adopted))
+                Ok(Adoption::Adopted(Box::new(adopted)))
             }
             Err(Failed::Retry(error)) => {
                 give_back(self);
@@ -375,8 +404,13 @@ impl<A: ClaimApi> Pass<'_, A> {
 
     /// Write 1: record on the claim (locked) which Sandbox it adopts, so a later pass finds it again
     /// instead of adopting a second one while caches lag.
-    async fn commit_assignment(&mut self, name: &str) -> Result<(), Failed> {
-        let set = || patch::metadata("annotations", &[(annotations::SANDBOX_NAME, Some(name))]);
+    /// The pass's unsent first-observed stamp goes along with it.
+    async fn commit_assignment(&mut self, name: &str) -> Result<Committed, Failed> {
+        let set = patch::metadata(
+            "annotations",
+            &self.with_unsent_stamp(&[(annotations::SANDBOX_NAME, Some(name))]),
+        );
+        let set = || set.clone();
         let rv = self.claim.metadata.resource_version.clone();
         match self
             .api
@@ -385,7 +419,8 @@ impl<A: ClaimApi> Pass<'_, A> {
         {
             Ok(claim) => {
                 self.claim = claim;
-                return Ok(());
+                self.unsent_first_observed = None;
+                return Ok(Committed::Yes);
             }
             Err(ApiError::Conflict(_)) => {}
             Err(error) => {
@@ -405,10 +440,8 @@ impl<A: ClaimApi> Pass<'_, A> {
                     "claim was deleted and recreated".into(),
                 )));
             }
-            if let Some((other, _)) = assigned(&fresh).filter(|(other, _)| other != name) {
-                return Err(Failed::Retry(ClaimError::AdoptionConflict(format!(
-                    "claim already assigned sandbox {other:?}"
-                ))));
+            if assigned(&fresh).is_some_and(|(other, _)| other != name) {
+                return Ok(Committed::AlreadyAssigned);
             }
             let rv = fresh.metadata.resource_version.clone();
             match self
@@ -418,7 +451,8 @@ impl<A: ClaimApi> Pass<'_, A> {
             {
                 Ok(claim) => {
                     self.claim = claim;
-                    return Ok(());
+                    self.unsent_first_observed = None;
+                    return Ok(Committed::Yes);
                 }
                 Err(ApiError::Conflict(_)) => continue,
                 Err(error) => {

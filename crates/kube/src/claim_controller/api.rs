@@ -1,6 +1,7 @@
 //! The claim pass's reads and writes: cached reads from the shared stores and the adoption queue,
 //! writes (and conflict-resolving reads) against the API server.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use agent_sandbox_api::keys::labels;
@@ -31,6 +32,10 @@ pub struct Caches {
     pub templates: Store<SandboxTemplate>,
     /// The adoption queue.
     pub queue: SharedQueue,
+    /// `namespace/name` of the Sandboxes this process created for claims that the Sandbox cache
+    /// may not show yet ([`ClaimApi::created_unseen`]); dropped once the cache shows them or they
+    /// are deleted.
+    pub created_unseen: Arc<Mutex<HashSet<String>>>,
 }
 
 /// [`ClaimApi`] for one claim, over the caches and the API server.
@@ -89,6 +94,22 @@ fn merge(patch: &serde_json::Value) -> Patch<&serde_json::Value> {
 impl ClaimApi for KubeClaimApi<'_> {
     fn cached_sandbox(&self, name: &str) -> Option<Sandbox> {
         self.cached(&self.caches.sandboxes, name)
+    }
+
+    fn created_unseen(&self, name: &str) -> bool {
+        let Ok(mut created) = self.caches.created_unseen.lock() else {
+            // Could not tell: read from the API server.
+            return true;
+        };
+        let key = format!("{}/{name}", self.namespace);
+        if !created.contains(&key) {
+            return false;
+        }
+        if self.cached_sandbox(name).is_some() {
+            created.remove(&key);
+            return false;
+        }
+        true
     }
 
     fn cached_pool(&self, name: &str) -> Option<SandboxWarmPool> {
@@ -180,10 +201,28 @@ impl ClaimApi for KubeClaimApi<'_> {
     }
 
     async fn create_sandbox(&self, sandbox: Sandbox) -> Result<Sandbox, ApiError> {
-        self.sandboxes
+        // Remembered before the call: the create may land even if the answer is lost.
+        let key = format!(
+            "{}/{}",
+            self.namespace,
+            sandbox.metadata.name.as_deref().unwrap_or_default()
+        );
+        if let Ok(mut created) = self.caches.created_unseen.lock() {
+            created.insert(key.clone());
+        }
+        let result = self
+            .sandboxes
             .create(&PostParams::default(), &sandbox)
-            .await
-            .map_err(classify)
+            .await;
+        // Refused (not a name clash, not a server-side failure): nothing was created.
+        if let Err(kube::Error::Api(status)) = &result
+            && (400..500).contains(&status.code)
+            && status.code != 409
+            && let Ok(mut created) = self.caches.created_unseen.lock()
+        {
+            created.remove(&key);
+        }
+        result.map_err(classify)
     }
 
     async fn delete_sandbox(&self, name: &str, uid: &str) -> Result<(), ApiError> {

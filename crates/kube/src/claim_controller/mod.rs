@@ -109,6 +109,7 @@ impl ClaimController {
                 pools: context.pools.store.clone(),
                 templates: context.templates.store.clone(),
                 queue: Arc::default(),
+                created_unseen: Arc::default(),
             },
             settings,
             publisher: events
@@ -138,7 +139,15 @@ impl ClaimController {
         let (wake, woken) = mpsc::unbounded::<Key>();
         let mut sandbox_watch = SandboxWatch::new(shared.caches.queue.clone());
         let sandbox_wake = wake.clone();
+        let created_unseen = shared.caches.created_unseen.clone();
         let sandbox_task = tokio::spawn(sandboxes.for_each(move |change| {
+            if let (Change::Deleted(sandbox), Ok(mut created)) = (&change, created_unseen.lock()) {
+                created.remove(&format!(
+                    "{}/{}",
+                    sandbox.namespace().unwrap_or_default(),
+                    sandbox.name_any()
+                ));
+            }
             for key in sandbox_watch.apply(&change) {
                 let _ = sandbox_wake.unbounded_send(key);
             }

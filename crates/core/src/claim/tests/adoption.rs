@@ -541,3 +541,120 @@ fn a_cold_sandbox_the_cache_has_not_shown_yet_is_found_instead_of_adopting_a_war
         "the cold Sandbox and the untouched member"
     );
 }
+
+fn claim_writes(w: &World) -> usize {
+    w.writes().iter().filter(|e| *e == "patch claim/c").count()
+}
+
+#[test]
+fn a_warm_adoption_persists_the_first_observed_time_with_the_assignment_write() {
+    let w = world();
+    member(&w, "p", "p-a");
+    w.add_claim(claim("c", "p", json!({})));
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    let c = w.claim("c").expect("claim");
+    assert_eq!(bound(&c), "p-a");
+    assert_eq!(
+        c.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(annotations::CONTROLLER_FIRST_OBSERVED_AT).cloned()),
+        Some(at(0).to_string())
+    );
+    let writes = w.writes();
+    let status = writes
+        .iter()
+        .position(|e| e == "status claim/c")
+        .expect("status written");
+    assert_eq!(
+        writes[..status]
+            .iter()
+            .filter(|e| *e == "patch claim/c")
+            .count(),
+        1,
+        "one claim metadata write before the status: {writes:?}"
+    );
+}
+
+#[test]
+fn the_first_observed_time_survives_a_conflict_on_the_assignment_write() {
+    let w = world();
+    member(&w, "p", "p-a");
+    w.add_claim(claim("c", "p", json!({})));
+    w.inject(Write::Claim, 1);
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    let c = w.claim("c").expect("claim");
+    assert_eq!(bound(&c), "p-a");
+    assert!(
+        c.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(annotations::CONTROLLER_FIRST_OBSERVED_AT))
+    );
+}
+
+#[test]
+fn a_pass_with_no_candidate_yet_still_persists_the_first_observed_time() {
+    let w = world();
+    w.add_claim(claim("c", "p", json!({})));
+    // A member without network keeps a young claim waiting: no status write.
+    member(&w, "p", "p-a");
+    w.set_sandbox_status("p-a", Some("False"), false, None);
+    let out = w.reconcile("c", at(0));
+    assert!(out.requeue_after.is_some());
+    assert_eq!(claim_writes(&w), 1);
+    assert!(!w.writes().iter().any(|e| e == "status claim/c"));
+}
+
+#[test]
+fn a_stale_pass_that_finds_the_claim_already_assigned_looks_again_without_error() {
+    let w = world();
+    member(&w, "p", "p-a");
+    member(&w, "p", "p-b");
+    w.add_claim(claim("c", "p", json!({})));
+    w.freeze();
+    w.reconcile("c", at(1));
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    assert_eq!(out.requeue_after, Some(Duration::from_millis(200)));
+    assert_eq!(
+        w.queued("p"),
+        vec!["p-b".to_string()],
+        "the spare goes back"
+    );
+}
+
+#[test]
+fn a_warm_claim_reads_nothing_from_the_api_server_when_it_created_no_sandbox() {
+    let w = world();
+    member(&w, "p", "p-a");
+    w.add_claim(claim("c", "p", json!({})));
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    assert_eq!(bound(&w.claim("c").expect("claim")), "p-a");
+    assert!(w.sandbox_reads.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_cold_create_the_cache_has_not_shown_is_confirmed_with_the_api_server() {
+    let w = world();
+    w.add_claim(claim("c", "p", json!({})));
+    w.freeze();
+    w.reconcile("c", at(1));
+    assert!(w.sandbox("c").is_some(), "created cold");
+    // A member arrives; the cache shows neither it nor the cold Sandbox nor the claim's status.
+    member(&w, "p", "p-a");
+    let out = w.reconcile("c", at(1));
+    assert_eq!(out.error, None);
+    assert_eq!(
+        *w.sandbox_reads.lock().expect("lock"),
+        vec!["c".to_string()]
+    );
+    assert_eq!(
+        controller_uid(&w.sandbox("p-a").expect("member")).as_deref(),
+        Some("uid-pool-p"),
+        "the member stays in the pool"
+    );
+}

@@ -5,7 +5,7 @@ mod adoption;
 mod expiry;
 mod passes;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
@@ -90,6 +90,10 @@ pub(super) struct World {
     pub log: Mutex<Vec<String>>,
     next: Mutex<u64>,
     pub foreground_deletes: Mutex<Vec<String>>,
+    /// Sandboxes created through the claim API (what the adapter remembers until its cache shows them).
+    pub created: Mutex<BTreeSet<String>>,
+    /// Every Sandbox read from the API server (not the cache), by name.
+    pub sandbox_reads: Mutex<Vec<String>>,
 }
 
 impl World {
@@ -359,11 +363,21 @@ impl ClaimApi for Fake<'_> {
             .is_some_and(|h| h == "stale")
     }
 
+    fn created_unseen(&self, name: &str) -> bool {
+        self.world.created.lock().expect("lock").contains(name)
+            && self.world.cached(|o| !o.sandboxes.contains_key(name))
+    }
+
     async fn read_claim(&self) -> Result<SandboxClaim, ApiError> {
         self.world.claim(&self.claim).ok_or(ApiError::NotFound)
     }
 
     async fn read_sandbox(&self, name: &str) -> Result<Sandbox, ApiError> {
+        self.world
+            .sandbox_reads
+            .lock()
+            .expect("lock")
+            .push(name.into());
         self.world.sandbox(name).ok_or(ApiError::NotFound)
     }
 
@@ -423,6 +437,11 @@ impl ClaimApi for Fake<'_> {
         let mut s = sandbox;
         self.world.stamp(&mut s.metadata);
         self.world.record(format!("create sandbox/{name}"));
+        self.world
+            .created
+            .lock()
+            .expect("lock")
+            .insert(name.clone());
         self.world
             .server
             .lock()
