@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 /// A change applied to a cache, published after the cache shows it.
@@ -73,15 +74,21 @@ impl<K> Feed<K> {
         }
     }
 
-    /// Publishes the object of a watch event that a reflector has just applied (list markers carry
-    /// no object and are not published).
-    pub fn publish(&self, event: &watcher::Event<K>)
+    /// Publishes the object of a watch event that a reflector has just applied to `store` (list
+    /// markers carry no object and are not published). An applied object is handed out as the
+    /// store's own `Arc` when the store holds exactly that version, so a change costs no copy of the
+    /// object; otherwise (a deletion, or a re-list the store swaps in only at its end) it is copied.
+    pub fn publish(&self, store: &Store<K>, event: &watcher::Event<K>)
     where
-        K: Clone,
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
     {
         let change = match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                Change::Applied(Arc::new(object.clone()))
+                let stored = store.get(&ObjectRef::from(object)).filter(|stored| {
+                    stored.meta().resource_version == object.meta().resource_version
+                        && stored.meta().uid == object.meta().uid
+                });
+                Change::Applied(stored.unwrap_or_else(|| Arc::new(object.clone())))
             }
             watcher::Event::Delete(object) => Change::Deleted(Arc::new(object.clone())),
             watcher::Event::Init | watcher::Event::InitDone => return,
@@ -118,6 +125,7 @@ mod tests {
     #[tokio::test]
     async fn every_subscriber_sees_every_change_in_order_and_list_markers_are_skipped() {
         let feed = Feed::default();
+        let store = kube::runtime::reflector::store::Writer::<ConfigMap>::default().as_reader();
         let first = feed.subscribe();
         let second = feed.subscribe();
         for event in [
@@ -127,7 +135,7 @@ mod tests {
             watcher::Event::Apply(named("b")),
             watcher::Event::Delete(named("a")),
         ] {
-            feed.publish(&event);
+            feed.publish(&store, &event);
         }
         drop(feed);
         let want = vec![
@@ -142,11 +150,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_applied_object_is_the_stores_own_copy_when_the_versions_match() {
+        let mut writer = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+        let store = writer.as_reader();
+        let mut current = named("x");
+        current.metadata.namespace = Some("ns".into());
+        current.metadata.resource_version = Some("2".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(current.clone()));
+        let feed = Feed::default();
+        let mut changes = feed.subscribe();
+        feed.publish(&store, &watcher::Event::Apply(current.clone()));
+        let mut older = current.clone();
+        older.metadata.resource_version = Some("1".into());
+        feed.publish(&store, &watcher::Event::InitApply(older));
+        let stored = store.get(&ObjectRef::from(&current));
+        let shared = changes.next().await;
+        assert!(
+            matches!((&shared, &stored), (Some(change), Some(stored)) if Arc::ptr_eq(change.object(), stored))
+        );
+        let copied = changes.next().await;
+        assert!(copied.as_ref().is_some_and(|change| {
+            change.object().metadata.resource_version.as_deref() == Some("1")
+        }));
+    }
+
+    #[tokio::test]
     async fn a_dropped_subscriber_does_not_stop_the_others() {
         let feed = Feed::default();
+        let store = kube::runtime::reflector::store::Writer::<ConfigMap>::default().as_reader();
         drop(feed.subscribe());
         let mut live = feed.subscribe();
-        feed.publish(&watcher::Event::Apply(named("x")));
+        feed.publish(&store, &watcher::Event::Apply(named("x")));
         assert_eq!(
             live.next().await.map(|change| name(&change)),
             Some((true, "x".to_owned()))

@@ -229,7 +229,7 @@ pub async fn run(
             Err(_) => {}
         }
         if let Ok(event) = event {
-            feed.publish(event);
+            feed.publish(&forget.caches.sandboxes, event);
         }
     })
     .applied_objects();

@@ -97,7 +97,7 @@ where
                         if matches!(event, watcher::Event::InitDone) {
                             cache.synced.send_replace(true);
                         }
-                        cache.feed.publish(&event);
+                        cache.feed.publish(&cache.store, &event);
                     }
                     Err(error) => {
                         tracing::warn!(kind, %error, "watch failed; retrying with backoff");

@@ -231,33 +231,30 @@ fn pod_name(sandbox: &Sandbox) -> String {
 /// The pool's members in the cache (Sandboxes of its namespace labelled with its name hash), oldest
 /// first, each with its cached Pod.
 fn members(pool: &SandboxWarmPool, context: &Context) -> Vec<(Arc<Sandbox>, Option<Arc<Pod>>)> {
-    let namespace = pool.namespace();
+    let namespace = pool.metadata.namespace.as_deref();
     let hash = name_hash(&pool.name_any());
+    // No allocation per Sandbox: this scans every cached Sandbox on each pool pass.
     let mut sandboxes: Vec<Arc<Sandbox>> = context
         .sandboxes
         .state()
         .into_iter()
         .filter(|sandbox| {
-            sandbox.namespace() == namespace
+            sandbox.metadata.namespace.as_deref() == namespace
                 && sandbox.labels().get(labels::WARM_POOL_SANDBOX) == Some(&hash)
         })
         .collect();
     sandboxes.sort_by(|a, b| {
-        let key = |s: &Sandbox| {
-            (
-                s.metadata.creation_timestamp.clone().map(|t| t.0),
-                s.name_any(),
-            )
-        };
-        key(a).cmp(&key(b))
+        let created = |s: &Sandbox| s.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        created(a)
+            .cmp(&created(b))
+            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
     });
     sandboxes
         .into_iter()
         .map(|sandbox| {
-            let pod = context.pods.get(
-                &ObjectRef::new(&pod_name(&sandbox))
-                    .within(namespace.as_deref().unwrap_or_default()),
-            );
+            let pod = context
+                .pods
+                .get(&ObjectRef::new(&pod_name(&sandbox)).within(namespace.unwrap_or_default()));
             (sandbox, pod)
         })
         .collect()
