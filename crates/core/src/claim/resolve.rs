@@ -410,43 +410,28 @@ impl<A: ClaimApi> Pass<'_, A> {
             "annotations",
             &self.with_unsent_stamp(&[(annotations::SANDBOX_NAME, Some(name))]),
         );
-        let set = || set.clone();
-        let rv = self.claim.metadata.resource_version.clone();
-        match self
-            .api
-            .patch_claim(patch::locked(set(), rv.as_deref()))
-            .await
-        {
-            Ok(claim) => {
-                self.claim = claim;
-                self.unsent_first_observed = None;
-                return Ok(Committed::Yes);
+        // The first write goes on the cached claim; each conflict retries on a fresh read.
+        let mut rv = self.claim.metadata.resource_version.clone();
+        for attempt in 0..=CONFLICT_ATTEMPTS {
+            if attempt > 0 {
+                let fresh = self.api.read_claim().await.map_err(|e| {
+                    Failed::Retry(ClaimError::Other(format!(
+                        "failed to re-read the claim: {e}"
+                    )))
+                })?;
+                if fresh.metadata.uid != self.claim.metadata.uid {
+                    return Err(Failed::Retry(ClaimError::AdoptionConflict(
+                        "claim was deleted and recreated".into(),
+                    )));
+                }
+                if assigned(&fresh).is_some_and(|(other, _)| other != name) {
+                    return Ok(Committed::AlreadyAssigned);
+                }
+                rv = fresh.metadata.resource_version.clone();
             }
-            Err(ApiError::Conflict(_)) => {}
-            Err(error) => {
-                return Err(Failed::Retry(ClaimError::Other(format!(
-                    "failed to record the assigned sandbox: {error}"
-                ))));
-            }
-        }
-        for _ in 0..CONFLICT_ATTEMPTS {
-            let fresh = self.api.read_claim().await.map_err(|e| {
-                Failed::Retry(ClaimError::Other(format!(
-                    "failed to re-read the claim: {e}"
-                )))
-            })?;
-            if fresh.metadata.uid != self.claim.metadata.uid {
-                return Err(Failed::Retry(ClaimError::AdoptionConflict(
-                    "claim was deleted and recreated".into(),
-                )));
-            }
-            if assigned(&fresh).is_some_and(|(other, _)| other != name) {
-                return Ok(Committed::AlreadyAssigned);
-            }
-            let rv = fresh.metadata.resource_version.clone();
             match self
                 .api
-                .patch_claim(patch::locked(set(), rv.as_deref()))
+                .patch_claim(patch::locked(set.clone(), rv.as_deref()))
                 .await
             {
                 Ok(claim) => {
@@ -454,7 +439,7 @@ impl<A: ClaimApi> Pass<'_, A> {
                     self.unsent_first_observed = None;
                     return Ok(Committed::Yes);
                 }
-                Err(ApiError::Conflict(_)) => continue,
+                Err(ApiError::Conflict(_)) => {}
                 Err(error) => {
                     return Err(Failed::Retry(ClaimError::Other(format!(
                         "failed to record the assigned sandbox: {error}"
