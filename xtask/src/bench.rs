@@ -41,7 +41,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let outcome = if help {
         UpOutcome::Reused
     } else {
-        cluster::up(args.nodes)?
+        cluster::up(args.nodes, false)?
     };
     let result = run_bench(profile, &args.bench_args, &root().join("target/bench"));
     if outcome == UpOutcome::Started && !args.keep_cluster {

@@ -1,13 +1,17 @@
-//! `cargo xtask cluster up | down | status | env | build`: a local Kubernetes control plane
-//! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok fake nodes) built from
-//! pinned Go modules and run as plain processes on 127.0.0.1. See docs/local-cluster.md.
+//! `cargo xtask cluster up | down | status | env | build`: a local Kubernetes cluster (etcd,
+//! kube-apiserver, kube-controller-manager, kube-scheduler, kwok fake nodes and one real node with
+//! containerd, runc and gVisor) built from pinned Go modules and run as plain processes on this
+//! machine. See docs/local-cluster.md.
 
 mod build;
 mod components;
+pub mod gobuild;
 mod layout;
 mod manifests;
+pub mod node;
 mod pki;
 mod process;
+pub mod residue;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,6 +35,9 @@ enum Cmd {
         /// Number of kwok fake nodes.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Start no real node (kwok fake nodes only): no containerd, kubelet, gVisor or host changes.
+        #[arg(long)]
+        no_real_node: bool,
     },
     /// Stop every component started by `up` and remove target/cluster.
     Down,
@@ -38,18 +45,33 @@ enum Cmd {
     Status,
     /// Print shell exports (KUBECONFIG, PATH with our kubectl) for `eval "$(cargo xtask cluster env)"`.
     Env,
-    /// Only build (or find in the cache) the control-plane binaries.
-    Build,
+    /// Only build (or find in the cache) the control-plane and node binaries.
+    Build {
+        /// Build the control plane only, not the real node's programs.
+        #[arg(long)]
+        no_real_node: bool,
+    },
 }
 
 /// Runs a `cargo xtask cluster` subcommand.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match args.command {
-        Cmd::Up { nodes } => up(nodes).map(|_| ()),
+        Cmd::Up {
+            nodes,
+            no_real_node,
+        } => up(nodes, !no_real_node).map(|_| ()),
         Cmd::Down => down(),
         Cmd::Status => status(),
         Cmd::Env => env(),
-        Cmd::Build => build::ensure().map(|b| println!("{}", b.bin_dir.display())),
+        Cmd::Build { no_real_node } => {
+            println!("{}", build::ensure()?.bin_dir.display());
+            if !no_real_node {
+                let node = node::build::ensure()?;
+                println!("{}", node.node_bin.display());
+                println!("{}", node.gvisor_bin.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -62,35 +84,47 @@ pub enum UpOutcome {
     Started,
 }
 
-/// Starts the cluster unless a healthy one is already running.
-pub fn up(nodes: usize) -> anyhow::Result<UpOutcome> {
+/// Starts the cluster (with the real node unless `real_node` is false) unless a healthy one is
+/// already running.
+pub fn up(nodes: usize, real_node: bool) -> anyhow::Result<UpOutcome> {
     let layout = Layout::new();
     let _lock = lock(&layout)?;
     let bins = build::ensure()?;
-    if health(&layout, &bins).iter().all(|c| c.healthy) {
+    if real_node {
+        node::build::ensure()?;
+    }
+    let node_ok = !real_node || node::health().iter().all(|(_, _, h)| h.is_ok());
+    if node_ok && health(&layout, &bins).iter().all(|c| c.healthy) {
         eprintln!("[cluster] already running and healthy; reusing it");
         print_env(&layout, &bins);
         return Ok(UpOutcome::Reused);
     }
-    stop_all(&layout);
+    stop_all(&layout)?;
     if layout.dir.exists() {
         std::fs::remove_dir_all(&layout.dir)
             .with_context(|| format!("removing stale {}", layout.dir.display()))?;
     }
     check_ports_free()?;
     let started = Instant::now();
-    match start(&layout, &bins, nodes) {
+    match start(&layout, &bins, nodes).and_then(
+        |()| {
+            if real_node { node::up(&bins) } else { Ok(()) }
+        },
+    ) {
         Ok(()) => {
             eprintln!(
-                "[cluster] up in {:.1}s: {nodes} kwok nodes Ready; logs in {}",
+                "[cluster] up in {:.1}s: {nodes} kwok nodes{} Ready; logs in {}",
                 started.elapsed().as_secs_f64(),
+                if real_node { " and the real node" } else { "" },
                 layout.dir.join("logs").display()
             );
             print_env(&layout, &bins);
             Ok(UpOutcome::Started)
         }
         Err(err) => {
-            stop_all(&layout);
+            if let Err(e) = stop_all(&layout) {
+                eprintln!("[cluster] {e:#}");
+            }
             Err(err.context(format!(
                 "cluster up failed; components stopped, logs kept in {}",
                 layout.dir.join("logs").display()
@@ -161,6 +195,7 @@ fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
             component.name,
             &components::program_path(bins, &component),
             &component.args,
+            &[],
         )?;
         wait_healthy(layout, bins, name, &mut child, timeout)?;
         eprintln!(
@@ -196,7 +231,8 @@ fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_output(what: &str) -> impl FnOnce(std::process::Output) -> anyhow::Result<()> + '_ {
+/// Turns a finished command into an error naming `what` and carrying its output.
+pub fn check_output(what: &str) -> impl FnOnce(std::process::Output) -> anyhow::Result<()> + '_ {
     move |out| {
         if out.status.success() {
             Ok(())
@@ -323,7 +359,19 @@ fn status() -> anyhow::Result<()> {
         let pid = h.pid.map_or("-".to_string(), |p| p.to_string());
         println!("{:<26} pid {:<8} {}", h.name, pid, h.detail);
     }
-    if report.iter().all(|h| h.healthy) {
+    let mut node_ok = true;
+    if layout.dir.join("node").exists() {
+        for (name, pid, probe) in node::health() {
+            let pid = pid.map_or("-".to_string(), |p| p.to_string());
+            let detail = match &probe {
+                Ok(()) => "healthy".to_string(),
+                Err(e) => format!("unhealthy: {e:#}"),
+            };
+            node_ok &= probe.is_ok();
+            println!("{:<26} pid {pid:<8} {detail}", format!("{name} (node-0)"));
+        }
+    }
+    if node_ok && report.iter().all(|h| h.healthy) {
         let out = kubectl(&bins, &layout)
             .args(["get", "nodes", "-o", "wide"])
             .output()?;
@@ -337,7 +385,10 @@ fn status() -> anyhow::Result<()> {
     }
 }
 
-fn stop_all(layout: &Layout) {
+/// Stops the real node (putting the machine back) and every control-plane component. Everything is
+/// stopped even when the node's restore fails; that failure is returned.
+fn stop_all(layout: &Layout) -> anyhow::Result<()> {
+    let node = node::down();
     for component in components::all(layout).iter().rev() {
         match process::stop(layout, component.name, Duration::from_secs(10)) {
             Ok(true) => eprintln!("[cluster] stopped {}", component.name),
@@ -345,17 +396,19 @@ fn stop_all(layout: &Layout) {
             Err(e) => eprintln!("[cluster] could not stop {}: {e:#}", component.name),
         }
     }
+    node
 }
 
 /// Stops every component and removes the cluster's state.
 pub fn down() -> anyhow::Result<()> {
     let layout = Layout::new();
     let _lock = lock(&layout)?;
-    stop_all(&layout);
+    let stopped = stop_all(&layout);
     if layout.dir.exists() {
         std::fs::remove_dir_all(&layout.dir)
             .with_context(|| format!("removing {}", layout.dir.display()))?;
     }
+    stopped.context("the real node was stopped but the machine is not fully restored")?;
     eprintln!("[cluster] down");
     Ok(())
 }

@@ -50,7 +50,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "==> 1/{STEPS} local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
     );
-    cluster::up(3)?;
+    cluster::up(3, true)?;
     let kubeconfig = cluster::kubeconfig_path();
     let kubectl = cluster::bin_dir()?.join("kubectl");
     let kubectl_cmd = |args: &[&str]| {

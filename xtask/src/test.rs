@@ -29,7 +29,13 @@ pub struct Args {
     /// Number of kwok fake nodes if a cluster has to be started.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+    /// Start no real node and skip the suites that need one (`real_node`).
+    #[arg(long)]
+    no_real_node: bool,
 }
+
+/// The suite that needs the real node (tests/e2e/tests/real_node.rs).
+const REAL_NODE_SUITE: &str = "real_node";
 
 /// Runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -55,15 +61,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let controller = workspace::root()
         .join("target/debug")
         .join(CONTROLLER_PACKAGE);
-    let outcome = cluster::up(args.nodes)?;
+    // A cluster this command starts must leave the machine as it found it: compare before and after.
+    let before = cluster::residue::Snapshot::take();
+    let outcome = cluster::up(args.nodes, !args.no_real_node)?;
     let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
     let e2e_started = Instant::now();
+    let mut e2e = cargo();
+    e2e.args(["test", "--package", E2E_PACKAGE]);
+    if args.no_real_node {
+        e2e.args(e2e_targets_except(REAL_NODE_SUITE)?);
+        eprintln!("[test] --no-real-node: the {REAL_NODE_SUITE} suite is NOT run");
+    } else {
+        e2e.arg("--all-targets");
+    }
     let result = run_cmd(
-        cargo()
-            .args(["test", "--package", E2E_PACKAGE, "--all-targets"])
-            .env("KUBECONFIG", cluster::kubeconfig_path())
+        e2e.env("KUBECONFIG", cluster::kubeconfig_path())
             .env(CONTROLLER_BIN_ENV, &controller)
             .env("PATH", path),
     );
@@ -88,6 +102,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if outcome == UpOutcome::Started && !args.keep_cluster {
         cluster::down()?;
+        if result.is_ok() {
+            before.compare(&cluster::residue::Snapshot::take())?;
+            eprintln!(
+                "[test] cluster down left the machine as it was (sysctls, iptables, links, mounts, \
+             cgroups, processes)"
+            );
+        }
     }
     result?;
     eprintln!(
@@ -95,4 +116,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         started.elapsed().as_secs()
     );
     Ok(())
+}
+
+/// `--test NAME` for every test target of the e2e package but `skip`.
+fn e2e_targets_except(skip: &str) -> anyhow::Result<Vec<String>> {
+    let dir = workspace::root().join("tests/e2e/tests");
+    let mut args = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let is_target = path.extension().is_some_and(|e| e == "rs");
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+            && is_target
+            && stem != skip
+        {
+            args.extend(["--test".to_string(), stem.to_string()]);
+        }
+    }
+    Ok(args)
 }

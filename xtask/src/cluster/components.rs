@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::build::Binaries;
-use super::layout::{Layout, ports};
+use super::layout::{Layout, SERVICE_CIDR, ports};
 
 /// One process of the control plane.
 pub struct Component {
@@ -71,7 +71,7 @@ pub fn apiserver(layout: &Layout) -> Component {
             ),
             path_arg("service-account-key-file", &pki("sa.pub")),
             path_arg("service-account-signing-key-file", &pki("sa.key")),
-            arg("service-cluster-ip-range", "10.96.0.0/16"),
+            arg("service-cluster-ip-range", SERVICE_CIDR),
             arg("endpoint-reconciler-type", "none"),
             arg("allow-privileged", "true"),
             arg("max-requests-inflight", "2000"),

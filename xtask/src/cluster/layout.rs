@@ -42,7 +42,38 @@ pub mod ports {
     pub fn kwok() -> u16 {
         offset(20247)
     }
+    /// The real node's kubelet API (exec, logs) on 127.0.0.1.
+    pub fn kubelet() -> u16 {
+        offset(20250)
+    }
+    /// The kubelet's plain-HTTP /healthz.
+    pub fn kubelet_healthz() -> u16 {
+        offset(20248)
+    }
+    /// kube-proxy's plain-HTTP /healthz.
+    pub fn kube_proxy_healthz() -> u16 {
+        offset(20256)
+    }
+    /// kube-proxy's metrics.
+    pub fn kube_proxy_metrics() -> u16 {
+        offset(20249)
+    }
+    /// CoreDNS's /health.
+    pub fn coredns_health() -> u16 {
+        offset(20180)
+    }
+    /// CoreDNS's /ready.
+    pub fn coredns_ready() -> u16 {
+        offset(20181)
+    }
+    /// containerd's CRI streaming server (exec, attach, port-forward), which the kubelet proxies.
+    pub fn containerd_streaming() -> u16 {
+        offset(20010)
+    }
 }
+
+/// The Service ClusterIP range of the API server and kube-proxy.
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 
 /// The static bearer token of the cluster's admin user (group system:masters).
 pub const ADMIN_TOKEN: &str = "agent-sandbox-local-admin-token";

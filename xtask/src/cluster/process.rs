@@ -12,12 +12,13 @@ use anyhow::{Context, bail};
 use super::layout::Layout;
 
 /// Starts `program args...` in its own process group (so Ctrl-C of xtask does not reach it),
-/// appending its output to the component's log file and recording its PID.
+/// appending its output to the component's log file and recording its PID. `env` is added to ours.
 pub fn spawn(
     layout: &Layout,
     name: &str,
     program: &Path,
     args: &[String],
+    env: &[(&str, &str)],
 ) -> anyhow::Result<Child> {
     let log_path = layout.log(name);
     let mut log = std::fs::OpenOptions::new()
@@ -29,6 +30,7 @@ pub fn spawn(
     let err = log.try_clone()?;
     let child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&layout.dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
@@ -51,7 +53,7 @@ pub fn running_pid(layout: &Layout, name: &str) -> Option<u32> {
     is_ours(pid).then_some(pid)
 }
 
-/// Whether `pid` is a live (not zombie) process started from our multi-call binary.
+/// Whether `pid` is a live (not zombie) process started from one of our cached binaries.
 fn is_ours(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
@@ -65,7 +67,7 @@ fn is_ours(pid: u32) -> bool {
         return false;
     }
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|cmd| String::from_utf8_lossy(&cmd).contains("agent-sandbox/kube-"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains("/agent-sandbox/"))
         .unwrap_or(false)
 }
 
