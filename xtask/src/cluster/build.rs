@@ -81,19 +81,11 @@ fn cache_key() -> anyhow::Result<String> {
     Ok(format!("{hash:016x}"))
 }
 
-fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("agent-sandbox");
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-    home.join(".cache").join("agent-sandbox")
-}
-
 /// The cached binaries for the current module, without building.
 pub fn cached() -> anyhow::Result<Binaries> {
     let key = cache_key()?;
     Ok(Binaries {
-        bin_dir: cache_root()
+        bin_dir: workspace::cache_root()
             .join(format!("kube-{KUBE_VERSION}-{key}"))
             .join("bin"),
     })
