@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod crdgen;
 mod demo;
+mod images;
 mod test;
 mod workspace;
 
@@ -27,6 +28,8 @@ enum Command {
     Crdgen(crdgen::Args),
     /// Run the main job: local control plane, controller and a demo claim becoming Ready.
     Demo(demo::Args),
+    /// Build the project's container images as OCI archives (no registry, no engine); optionally import them.
+    Images(images::Args),
     /// Run every test: unit, property and end-to-end.
     Test(test::Args),
 }
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => cluster::run(&args),
         Command::Crdgen(args) => crdgen::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Images(args) => images::run(&args),
         Command::Test(args) => test::run(&args),
     }
 }

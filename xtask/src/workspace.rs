@@ -11,6 +11,16 @@ pub fn root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+/// The per-user cache shared by every checkout of the project: `$XDG_CACHE_HOME/agent-sandbox`, or
+/// `~/.cache/agent-sandbox`. Built binaries and images live here so a fresh clone reuses them.
+pub(crate) fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("agent-sandbox");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache").join("agent-sandbox")
+}
+
 /// The cargo binary that runs this xtask, so nested builds use the same toolchain.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -65,7 +65,7 @@ fn cache_key() -> anyhow::Result<String> {
 pub fn cached() -> anyhow::Result<Binaries> {
     let key = cache_key()?;
     Ok(Binaries {
-        bin_dir: gobuild::cache_root()
+        bin_dir: workspace::cache_root()
             .join(format!("kube-{KUBE_VERSION}-{key}"))
             .join("bin"),
     })

@@ -60,15 +60,6 @@ fn collect_module_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyho
     Ok(())
 }
 
-/// `~/.cache/agent-sandbox` (or `$XDG_CACHE_HOME/agent-sandbox`): built binaries and images.
-pub fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("agent-sandbox");
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-    home.join(".cache").join("agent-sandbox")
-}
-
 /// Finds a Go toolchain new enough for the project's modules, explaining how to get one if there is none.
 pub fn find_go() -> anyhow::Result<PathBuf> {
     let candidates = [PathBuf::from("go"), PathBuf::from("/usr/local/go/bin/go")];

@@ -65,10 +65,10 @@ pub fn cached() -> anyhow::Result<NodeBinaries> {
     let node_key = gobuild::module_key(&node_module_dir(), LDFLAGS)?;
     let gvisor_key = gvisor_key();
     Ok(NodeBinaries {
-        node_bin: gobuild::cache_root()
+        node_bin: workspace::cache_root()
             .join(format!("node-{node_key}"))
             .join("bin"),
-        gvisor_bin: gobuild::cache_root()
+        gvisor_bin: workspace::cache_root()
             .join(format!("gvisor-{GVISOR_VERSION}-{gvisor_key}"))
             .join("bin"),
     })
