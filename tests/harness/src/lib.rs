@@ -4,13 +4,15 @@
 //! * [`cluster`]: find (or start, via `cargo xtask cluster up`) the local control plane once per run;
 //! * [`TestEnv`]: a unique namespace per test, deleted afterwards, with component logs dumped on failure;
 //! * [`crds`]: install our CRDs from deploy/crds;
-//! * [`wait`]: watch-based waits with a timeout (never sleeps).
+//! * [`wait`]: watch-based waits with a timeout (never sleeps);
+//! * [`kubectl`]: `kubectl exec` into a real Pod's container, with a timeout.
 
 pub mod cluster;
 pub mod controller;
 pub mod crds;
 mod env;
 pub mod fixtures;
+pub mod kubectl;
 pub mod logs;
 pub mod manifests;
 pub mod wait;
