@@ -41,7 +41,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let outcome = if help {
         UpOutcome::Reused
     } else {
-        cluster::up(args.nodes, false)?
+        // `cold --runtime-class …` runs real pods: only then does the cluster need its real node.
+        let real_node = args
+            .bench_args
+            .iter()
+            .any(|a| a.starts_with("--runtime-class"));
+        cluster::up(args.nodes, real_node)?
     };
     let result = run_bench(profile, &args.bench_args, &root().join("target/bench"));
     if outcome == UpOutcome::Started && !args.keep_cluster {

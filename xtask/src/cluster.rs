@@ -45,6 +45,16 @@ enum Cmd {
     Status,
     /// Print shell exports (KUBECONFIG, PATH with our kubectl) for `eval "$(cargo xtask cluster env)"`.
     Env,
+    /// Snapshot what a cluster may leave on this machine (sysctls, iptables, links, mounts, cgroups,
+    /// processes) with `--save FILE` before `up`; `--check FILE` after `down` fails on any difference.
+    Residue {
+        /// Write the current snapshot to this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "check")]
+        save: Option<std::path::PathBuf>,
+        /// Compare the current state with the snapshot in this file.
+        #[arg(long, value_name = "FILE", required_unless_present = "save")]
+        check: Option<std::path::PathBuf>,
+    },
     /// Only build (or find in the cache) the control-plane and node binaries.
     Build {
         /// Build the control plane only, not the real node's programs.
@@ -55,17 +65,27 @@ enum Cmd {
 
 /// Runs a `cargo xtask cluster` subcommand.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    match args.command {
+    match &args.command {
         Cmd::Up {
             nodes,
             no_real_node,
-        } => up(nodes, !no_real_node).map(|_| ()),
+        } => up(*nodes, !no_real_node).map(|_| ()),
         Cmd::Down => down(),
+        Cmd::Residue { save, check } => {
+            let now = residue::Snapshot::take();
+            if let Some(path) = save {
+                return now.save(path);
+            }
+            let before = residue::Snapshot::load(check.as_deref().context("--check FILE")?)?;
+            before.compare(&now)?;
+            eprintln!("[cluster] nothing left behind");
+            Ok(())
+        }
         Cmd::Status => status(),
         Cmd::Env => env(),
         Cmd::Build { no_real_node } => {
             println!("{}", build::ensure()?.bin_dir.display());
-            if !no_real_node {
+            if !*no_real_node {
                 let node = node::build::ensure()?;
                 println!("{}", node.node_bin.display());
                 println!("{}", node.gvisor_bin.display());

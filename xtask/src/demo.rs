@@ -1,7 +1,8 @@
-//! `cargo xtask demo`: the README's main job. Starts the local control plane, installs the CRDs, runs the
-//! controller (with the extension controllers) in the background, shows a Sandbox becoming Ready, fills a
-//! warm pool and claims a Sandbox from it, printing how long the claim took. `cargo xtask demo --stop`
-//! undoes it.
+//! `cargo xtask demo`: the README's main job. Starts the local cluster (control plane, kwok nodes and the
+//! real node), installs the CRDs, runs the controller (with the extension controllers) in the background,
+//! shows a Sandbox becoming Ready on the real node under gVisor and runs a command inside it, fills a warm
+//! pool of gVisor sandboxes, claims one and runs Python in it, printing how long the claim took.
+//! `cargo xtask demo --stop` undoes it.
 
 use std::fs;
 use std::path::PathBuf;
@@ -21,14 +22,9 @@ pub struct Args {
     stop: bool,
 }
 
-/// The example the demo applies, and the object it waits for.
-const EXAMPLE: &str = "deploy/examples/sandbox.yaml";
+/// The examples (Sandbox, template, warm pool) with the local overlay: gVisor, the local Python image.
+const EXAMPLES: &str = "deploy/examples/local";
 const SANDBOX: &str = "demo-sandbox";
-/// The template and warm pool the claim is served from.
-const POOL_EXAMPLES: [&str; 2] = [
-    "deploy/examples/sandboxtemplate.yaml",
-    "deploy/examples/sandboxwarmpool.yaml",
-];
 const POOL: &str = "python-pool";
 const CLAIM_EXAMPLE: &str = "deploy/examples/sandboxclaim.yaml";
 const CLAIM: &str = "my-agent";
@@ -48,7 +44,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return stop();
     }
     println!(
-        "==> 1/{STEPS} local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
+        "==> 1/{STEPS} local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes, and the \
+         real node node-0: containerd, runc, gVisor, kubelet)"
     );
     cluster::up(3, true)?;
     let kubeconfig = cluster::kubeconfig_path();
@@ -112,13 +109,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .context("starting the controller")?;
     fs::write(pid_file(), child.id().to_string()).context("writing target/demo/controller.pid")?;
 
-    println!("==> 4/{STEPS} {EXAMPLE}: a Sandbox with a headless Service and a PVC");
-    run_cmd(&mut kubectl_cmd(&["apply", "-f", EXAMPLE]))?;
+    println!(
+        "==> 4/{STEPS} {EXAMPLES}: a Sandbox with a headless Service and a PVC, a template and a warm pool \
+         of 3, all under gVisor on the real node"
+    );
+    run_cmd(&mut kubectl_cmd(&["apply", "-k", EXAMPLES]))?;
     let waited = kubectl_cmd(&[
         "wait",
         "--for=condition=Ready",
         &format!("sandbox/{SANDBOX}"),
-        "--timeout=120s",
+        "--timeout=180s",
     ])
     .status();
     if !waited.is_ok_and(|s| s.success()) {
@@ -128,23 +128,34 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
 
-    println!("==> 5/{STEPS} what the controller made");
+    println!("==> 5/{STEPS} what the controller made, and a command run inside the Sandbox");
     run_cmd(&mut kubectl_cmd(&[
         "get",
         "sandbox,pod,service,pvc",
         "-o",
         "wide",
     ]))?;
+    println!(
+        "This machine's kernel is {}; inside the Sandbox:",
+        fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+    run_cmd(&mut kubectl_cmd(&[
+        "exec",
+        SANDBOX,
+        "--",
+        "python3",
+        "-c",
+        INSIDE_SANDBOX,
+    ]))?;
 
-    println!("==> 6/{STEPS} a template and a warm pool of 3 pre-warmed Sandboxes");
-    for example in POOL_EXAMPLES {
-        run_cmd(&mut kubectl_cmd(&["apply", "-f", example]))?;
-    }
+    println!("==> 6/{STEPS} the warm pool of 3 pre-warmed gVisor Sandboxes");
     let filled = kubectl_cmd(&[
         "wait",
         "--for=jsonpath={.status.readyReplicas}=3",
         &format!("sandboxwarmpool/{POOL}"),
-        "--timeout=120s",
+        "--timeout=300s",
     ])
     .status();
     if !filled.is_ok_and(|s| s.success()) {
@@ -201,6 +212,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "The claim was Ready {} ms after `kubectl apply` started (two kubectl start-ups included).",
         elapsed.as_millis()
     );
+    let claimed = kubectl_cmd(&[
+        "get",
+        "sandboxclaim",
+        CLAIM,
+        "-o",
+        "jsonpath={.status.sandbox.name}",
+    ])
+    .output()
+    .context("reading the claimed Sandbox's name")?;
+    let claimed = String::from_utf8_lossy(&claimed.stdout).trim().to_string();
+    println!("Python inside the claimed Sandbox {claimed}:");
+    run_cmd(&mut kubectl_cmd(&[
+        "exec",
+        &claimed,
+        "--",
+        "python3",
+        "-c",
+        IN_CLAIMED_SANDBOX,
+    ]))?;
     println!(
         "\nThe Sandbox and the claim are Ready. Try:\n  \
          eval \"$(cargo xtask cluster env)\"\n  \
@@ -212,6 +242,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// What the demo runs inside the Sandbox: the kernel it sees (gVisor's, not this machine's), its
+/// hostname (the Sandbox's name), and a file written to its PVC.
+const INSIDE_SANDBOX: &str = "import os, platform, socket\n\
+print('kernel inside the sandbox:', platform.release())\n\
+print('hostname:', socket.gethostname())\n\
+open('/workspace/hello.txt', 'w').write('written inside the sandbox\\n')\n\
+print('/workspace (the PVC):', os.listdir('/workspace'))";
+
+/// What the demo runs in the claimed Sandbox.
+const IN_CLAIMED_SANDBOX: &str = "import platform, sys\n\
+print('6 * 7 =', 6 * 7, '| Python', sys.version.split()[0], 'on kernel', platform.release())";
 
 /// A label or annotation key as a kubectl JSONPath member (dots and slashes escaped).
 fn dotted(key: &str) -> String {

@@ -150,12 +150,26 @@ fn ctr(ctr: &Path, socket: &Path) -> Command {
 /// `ctr images import`, then checks with `ctr images ls -q` that every image is listed.
 pub fn import(ctr_bin: &Path, socket: &Path, archives: &[Archive]) -> anyhow::Result<()> {
     for archive in archives {
-        eprintln!("[images] importing {}", archive.reference);
-        workspace::run(
-            ctr(ctr_bin, socket)
-                .args(["images", "import"])
-                .arg(&archive.path),
-        )?;
+        let started = Instant::now();
+        let out = ctr(ctr_bin, socket)
+            .args(["images", "import"])
+            .arg(&archive.path)
+            .output()
+            .with_context(|| format!("running {} images import", ctr_bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "importing {} into containerd at {} failed ({}): {}",
+                archive.path.display(),
+                socket.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        eprintln!(
+            "[images] imported {} in {:.1}s",
+            archive.reference,
+            started.elapsed().as_secs_f64()
+        );
     }
     let out = ctr(ctr_bin, socket)
         .args(["images", "ls", "-q"])

@@ -6,7 +6,7 @@
 
 mod real_node_support;
 
-use real_node_support::{claims, dns, exits, run, runtime, storage};
+use real_node_support::{claims, dns, exits, firewall, run, runtime, storage};
 
 #[tokio::test]
 async fn gvisor_sandbox_runs_a_real_process() -> anyhow::Result<()> {
@@ -40,4 +40,9 @@ async fn claim_from_gvisor_warm_pool_runs_a_process() -> anyhow::Result<()> {
 #[tokio::test]
 async fn pod_exit_drives_sandbox_and_claim_conditions() -> anyhow::Result<()> {
     run("exits", exits::pod_exit_drives_sandbox_and_claim_conditions).await
+}
+
+#[tokio::test]
+async fn pod_traffic_never_leaves_the_machine() -> anyhow::Result<()> {
+    run("firewall", firewall::pod_traffic_never_leaves_the_machine).await
 }

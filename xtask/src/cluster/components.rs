@@ -73,6 +73,8 @@ pub fn apiserver(layout: &Layout) -> Component {
             path_arg("service-account-signing-key-file", &pki("sa.key")),
             arg("service-cluster-ip-range", SERVICE_CIDR),
             arg("endpoint-reconciler-type", "none"),
+            // The real node's name is not in any DNS; its InternalIP is the address to dial.
+            arg("kubelet-preferred-address-types", "InternalIP"),
             arg("allow-privileged", "true"),
             arg("max-requests-inflight", "2000"),
             arg("max-mutating-requests-inflight", "1000"),

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 /// One snapshot: a sorted set of lines, each naming one piece of state (`sysctl net.ipv4.ip_forward=0`).
 pub struct Snapshot(BTreeSet<String>);
@@ -96,6 +96,19 @@ impl Snapshot {
             }
         }
         Self(lines)
+    }
+
+    /// Writes the snapshot to `path` (one line each), for `cargo xtask cluster residue --check`.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        std::fs::write(path, text.join("\n")).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Reads a snapshot written by [`Snapshot::save`].
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self(text.lines().map(str::to_string).collect()))
     }
 
     /// Fails, listing every difference, unless `after` equals `self`.

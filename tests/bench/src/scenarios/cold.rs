@@ -6,7 +6,7 @@ use crate::context::{Bench, sandbox_resource};
 use crate::controller::ControllerSpec;
 use crate::load::Pace;
 use crate::report::RunReport;
-use crate::scenarios::{CreatePhase, create_phase, default_timeout, sandbox};
+use crate::scenarios::{CreatePhase, create_phase, default_timeout, real_sandbox, sandbox};
 
 /// Flags of `cold`.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
@@ -23,11 +23,18 @@ pub struct Args {
     /// Seconds to wait for every Sandbox to be Ready (default: 60 + count / 10).
     #[arg(long)]
     pub timeout_s: Option<u64>,
+    /// Run the Sandboxes for real on the local cluster's real node under this RuntimeClass
+    /// (`gvisor` or `runc`) instead of on kwok fake nodes.
+    #[arg(long, value_name = "CLASS")]
+    pub runtime_class: Option<String>,
 }
 
 /// Runs `cold` once against `spec`.
 pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::Result<RunReport> {
-    bench.ensure_capacity(args.count).await?;
+    if args.runtime_class.is_none() {
+        bench.ensure_capacity(args.count).await?;
+    }
+    let runtime_class = args.runtime_class.clone();
     let (controller, _) = bench.start_controller(spec, "cold").await?;
     let namespace = bench.namespace("cold").await?;
     let phase = create_phase(
@@ -49,7 +56,13 @@ pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::R
                 std::time::Duration::from_secs,
             ),
             first_ready: None,
-            manifest: Arc::new(|i| sandbox(&format!("cold-{i}"))),
+            manifest: Arc::new(move |i| {
+                let name = format!("cold-{i}");
+                match &runtime_class {
+                    Some(class) => real_sandbox(&name, class),
+                    None => sandbox(&name),
+                }
+            }),
         },
     )
     .await;

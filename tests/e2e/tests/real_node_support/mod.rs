@@ -5,6 +5,7 @@
 pub mod claims;
 pub mod dns;
 pub mod exits;
+pub mod firewall;
 pub mod runtime;
 pub mod storage;
 

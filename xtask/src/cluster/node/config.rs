@@ -200,13 +200,15 @@ pub fn cni(node: &NodeLayout) -> String {
     )
 }
 
-/// The kubelet: registered with the API server as [`NODE_NAME`], tainted, API and health on loopback,
+/// The kubelet: registered with the API server as [`NODE_NAME`], tainted, health on loopback,
 /// cgroupfs on this cgroup v1 machine, cluster DNS on the bridge.
 pub fn kubelet(node: &NodeLayout) -> String {
     format!(
         r#"apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+# On the bridge address, the node's InternalIP: the API server reaches it there for exec and logs
+# (the kubelet refuses a loopback node IP). The firewall keeps pods away from it.
+address: {GATEWAY}
 port: {port}
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -254,7 +256,7 @@ pub fn kubelet_args(node: &NodeLayout) -> Vec<String> {
         format!("--root-dir={}", node.kubelet_root().display()),
         format!("--cert-dir={}", node.dir.join("kubelet-pki").display()),
         format!("--hostname-override={NODE_NAME}"),
-        "--node-ip=127.0.0.1".to_string(),
+        format!("--node-ip={GATEWAY}"),
         format!("--node-labels={REAL_NODE_KEY}=true"),
         "--v=1".to_string(),
     ]

@@ -39,7 +39,8 @@ const SAVED_SYSCTLS: [&str; 15] = [
 const CHAIN_PREFIXES: [&str; 3] = ["AGENT-SANDBOX-", "KUBE-", "CNI-"];
 
 /// Our firewall chains and the built-in chain each is jumped to from.
-const FIREWALL: [(&str, &str); 2] = [
+const FIREWALL: [(&str, &str); 3] = [
+    ("INPUT", "AGENT-SANDBOX-INPUT"),
     ("FORWARD", "AGENT-SANDBOX-FORWARD"),
     ("OUTPUT", "AGENT-SANDBOX-OUTPUT"),
 ];
@@ -119,9 +120,29 @@ fn require_tools() -> anyhow::Result<()> {
 /// The firewall: nothing from the pod network leaves through any interface but the bridge, nothing is
 /// routed that does not come from or go to the bridge, and no packet for a pod or Service address
 /// leaves the host through another interface (e.g. a ClusterIP no kube-proxy rule has claimed yet).
+/// Pods reach the host itself only for DNS (CoreDNS on the bridge address) and to answer connections
+/// the host opened; the kubelet's API on the same address stays out of their reach.
 fn firewall_rules() -> Vec<(&'static str, Vec<String>)> {
     let v = |parts: &[&str]| parts.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let established = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"];
     vec![
+        (
+            "AGENT-SANDBOX-INPUT",
+            v(&[&["-i", BRIDGE][..], &established, &["-j", "ACCEPT"]].concat()),
+        ),
+        (
+            "AGENT-SANDBOX-INPUT",
+            v(&[
+                "-i", BRIDGE, "-d", GATEWAY, "-p", "udp", "--dport", "53", "-j", "ACCEPT",
+            ]),
+        ),
+        (
+            "AGENT-SANDBOX-INPUT",
+            v(&[
+                "-i", BRIDGE, "-d", GATEWAY, "-p", "tcp", "--dport", "53", "-j", "ACCEPT",
+            ]),
+        ),
+        ("AGENT-SANDBOX-INPUT", v(&["-i", BRIDGE, "-j", "DROP"])),
         (
             "AGENT-SANDBOX-FORWARD",
             v(&["-s", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
@@ -130,6 +151,8 @@ fn firewall_rules() -> Vec<(&'static str, Vec<String>)> {
             "AGENT-SANDBOX-FORWARD",
             v(&["!", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
+        // The host talking to itself (the API server to the kubelet on the bridge address) stays on lo.
+        ("AGENT-SANDBOX-OUTPUT", v(&["-o", "lo", "-j", "RETURN"])),
         (
             "AGENT-SANDBOX-OUTPUT",
             v(&["-d", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
