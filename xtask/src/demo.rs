@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 /// The examples (Sandbox, template, warm pool) with the local overlay: gVisor, the local Python image.
-const EXAMPLES: &str = "deploy/examples/local";
+const EXAMPLES: &str = "deploy/local-cluster";
 const SANDBOX: &str = "demo-sandbox";
 const POOL: &str = "python-pool";
 const CLAIM_EXAMPLE: &str = "deploy/examples/sandboxclaim.yaml";
