@@ -1,5 +1,5 @@
-//! What the cluster may leave behind on this machine, as a comparable snapshot: sysctls, iptables and
-//! nftables rules, network links and namespaces, mounts, cgroups, and processes started from our
+//! What the cluster may leave behind on this machine, as a comparable snapshot: sysctls, iptables
+//! rules (over nftables here), network links and namespaces, mounts, cgroups, and processes started from our
 //! binaries. `cargo xtask test` takes one before it starts a cluster and one after `down`, and fails
 //! when they differ (docs/local-cluster.md, "Leaving the machine as it was").
 
@@ -40,18 +40,7 @@ impl Snapshot {
             ("iptables", "iptables-save"),
             ("ip6tables", "ip6tables-save"),
         ] {
-            for rule in command_lines(save, &[]) {
-                // Counters and comments change with traffic; the rules are what matter.
-                if !rule.starts_with('#') && !rule.starts_with(':') {
-                    lines.insert(format!("{family} {rule}"));
-                } else if let Some(chain) = rule.strip_prefix(':') {
-                    let name = chain.split_whitespace().next().unwrap_or_default();
-                    lines.insert(format!("{family} chain {name}"));
-                }
-            }
-        }
-        for table in command_lines("nft", &["list", "tables"]) {
-            lines.insert(format!("nft {table}"));
+            iptables(family, &command_lines(save, &[]), &mut lines);
         }
         for link in command_lines("ip", &["-o", "link", "show"]) {
             if let Some(name) = link.split(':').nth(1) {
@@ -128,6 +117,31 @@ impl Snapshot {
         bail!(
             "the machine is not as it was before the cluster started (+ left behind, - lost):{report}"
         )
+    }
+}
+
+/// Rules, user chains and non-default policies of one `iptables-save` listing, per table. A table
+/// that exists with only its built-in chains accepting everything is the same as no table (iptables
+/// over nftables keeps a table once anything used it), so neither is recorded; counters are left out.
+fn iptables(family: &str, listing: &[String], out: &mut BTreeSet<String>) {
+    let mut table = "";
+    for line in listing {
+        if let Some(name) = line.strip_prefix('*') {
+            table = name;
+        } else if let Some(chain) = line.strip_prefix(':') {
+            let mut words = chain.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some(name), Some("-")) => {
+                    out.insert(format!("{family} {table} chain {name}"));
+                }
+                (Some(name), Some(policy)) if policy != "ACCEPT" => {
+                    out.insert(format!("{family} {table} policy {name} {policy}"));
+                }
+                _ => {}
+            }
+        } else if line.starts_with("-A") {
+            out.insert(format!("{family} {table} {line}"));
+        }
     }
 }
 

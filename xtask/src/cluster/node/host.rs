@@ -67,6 +67,8 @@ pub fn prepare(node: &NodeLayout) -> anyhow::Result<()> {
     let state = json!({
         "sysctls": sysctls,
         "containerd_run_dir_existed": Path::new(CONTAINERD_RUN_DIR).exists(),
+        "netns_dir_existed": Path::new(NETNS_DIR).exists(),
+        "mounts": mounts_under(&[PathBuf::from(NETNS_DIR)]),
         "chains": chains()?,
     });
     std::fs::write(state_file(node), serde_json::to_vec_pretty(&state)?)
@@ -204,7 +206,15 @@ pub fn restore(node: &NodeLayout) -> anyhow::Result<()> {
         }
     };
     step("leftover processes", kill_leftovers());
-    step("mounts", unmount_under(&mount_roots(node)));
+    let kept: Vec<PathBuf> = state["mounts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    step("mounts", unmount_under(&mount_roots(node), &kept));
     step("network namespaces", remove_cni_netns());
     step("cgroups", remove_pod_cgroups());
     let before: Vec<String> = state["chains"]
@@ -227,6 +237,9 @@ pub fn restore(node: &NodeLayout) -> anyhow::Result<()> {
         }
     }
     let mut dirs = vec![PathBuf::from(RUN_DIR), PathBuf::from("/tmp/hostpath_pv")];
+    if !state["netns_dir_existed"].as_bool().unwrap_or(true) {
+        dirs.push(PathBuf::from(NETNS_DIR));
+    }
     if !state["containerd_run_dir_existed"]
         .as_bool()
         .unwrap_or(true)
@@ -247,15 +260,19 @@ pub fn restore(node: &NodeLayout) -> anyhow::Result<()> {
     }
 }
 
-/// Directories whose mounts belong to the node: its state, its sockets, containerd's and gVisor's.
+/// Directories whose mounts belong to the node: its state, its sockets, containerd's and gVisor's, and
+/// the pinned network namespaces of its pods.
 fn mount_roots(node: &NodeLayout) -> Vec<PathBuf> {
     vec![
         node.dir.clone(),
         PathBuf::from(RUN_DIR),
         PathBuf::from(CONTAINERD_RUN_DIR),
-        PathBuf::from("/run/netns"),
+        PathBuf::from(NETNS_DIR),
     ]
 }
+
+/// Where containerd (and `ip netns`) pin network namespaces; it bind-mounts the directory onto itself.
+const NETNS_DIR: &str = "/run/netns";
 
 /// Mount points under any of `roots`, deepest first, from /proc/self/mountinfo.
 pub fn mounts_under(roots: &[PathBuf]) -> Vec<PathBuf> {
@@ -271,19 +288,45 @@ pub fn mounts_under(roots: &[PathBuf]) -> Vec<PathBuf> {
     found
 }
 
-fn unmount_under(roots: &[PathBuf]) -> anyhow::Result<()> {
-    for mount in mounts_under(roots) {
-        let ok = Command::new("umount")
-            .arg(&mount)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Busy (a process we could not see still holds it): detach it now, freed when released.
-            run_quiet("umount", &["-l", &mount.display().to_string()])?;
+/// Unmounts every mount under `roots` but those in `kept`. A namespace pinned in /run/netns before
+/// containerd bind-mounted the directory onto itself is hidden under that bind mount, so this runs in
+/// passes: each pass unmounts what it can see, until nothing of ours is left.
+fn unmount_under(roots: &[PathBuf], kept: &[PathBuf]) -> anyhow::Result<()> {
+    let ours = || -> Vec<PathBuf> {
+        mounts_under(roots)
+            .into_iter()
+            .filter(|m| !kept.contains(m))
+            .collect()
+    };
+    for _ in 0..5 {
+        let mounts = ours();
+        if mounts.is_empty() {
+            return Ok(());
+        }
+        for mount in mounts {
+            // A busy mount (held by a process we could not see) is detached now, freed when released.
+            if !umount(&mount, false) {
+                umount(&mount, true);
+            }
         }
     }
-    Ok(())
+    let left = ours();
+    if left.is_empty() {
+        Ok(())
+    } else {
+        bail!("still mounted: {left:?}")
+    }
+}
+
+fn umount(path: &Path, lazy: bool) -> bool {
+    let mut cmd = Command::new("umount");
+    if lazy {
+        cmd.arg("-l");
+    }
+    cmd.arg(path)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn remove_cni_netns() -> anyhow::Result<()> {
@@ -437,9 +480,8 @@ fn remove_chains(before: &[String]) -> anyhow::Result<()> {
                     .nth(1)
                     .and_then(|t| t.split_whitespace().next());
                 if !ours.contains(&chain) && target.is_some_and(|t| ours.contains(&t)) {
-                    let mut args = vec!["-w", "-t", table, "-D"];
-                    args.extend(rule.split_whitespace());
-                    run_quiet(family, &args)?;
+                    // `-S` prints rules shell-quoted (comments have spaces): let the shell split it.
+                    run_quiet("sh", &["-c", &format!("{family} -w -t {table} -D {rule}")])?;
                 }
             }
             for chain in &ours {
