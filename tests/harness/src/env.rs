@@ -30,6 +30,47 @@ impl TestEnv {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// Creates `object` in this test's namespace.
+    pub async fn create<K>(&self, object: &K) -> anyhow::Result<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        use anyhow::Context;
+        self.api::<K>()
+            .create(&kube::api::PostParams::default(), object)
+            .await
+            .with_context(|| {
+                format!(
+                    "creating {} {}",
+                    K::kind(&()),
+                    object.meta().name.as_deref().unwrap_or_default()
+                )
+            })
+    }
+
+    /// Merge-patches the `spec` of the named object in this test's namespace.
+    pub async fn patch_spec<K>(&self, name: &str, spec: serde_json::Value) -> anyhow::Result<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        use anyhow::Context;
+        self.api::<K>()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
+            )
+            .await
+            .with_context(|| format!("patching {} {name}", K::kind(&())))
+    }
+
     /// Runs `body` in a fresh namespace named after `test` and deletes the namespace afterwards.
     /// When the body fails, the namespace's events and the components' log tails are printed.
     pub async fn run<F, Fut>(test: &str, body: F) -> anyhow::Result<()>

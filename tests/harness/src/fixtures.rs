@@ -51,6 +51,15 @@ pub fn claim(name: &str, pool: &str, extra: Value) -> anyhow::Result<SandboxClai
     typed("SandboxClaim", name, merged(spec, extra))
 }
 
+/// The name of the Sandbox bound to `claim` (its `status.sandbox.name`), if any.
+pub fn bound(claim: &SandboxClaim) -> Option<String> {
+    claim
+        .status
+        .as_ref()
+        .map(|s| s.sandbox.name.clone())
+        .filter(|n| !n.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

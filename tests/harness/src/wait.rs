@@ -73,3 +73,57 @@ where
     .await
     .map(|_| ())
 }
+
+/// Watches every object `config` selects through `api` until `cond` holds for the whole set (sorted
+/// by name) and returns it. On timeout the error lists the set as last seen, one `describe` line an
+/// object. `what` says in words what is awaited.
+pub async fn wait_for_set<K>(
+    api: &Api<K>,
+    config: kube::runtime::watcher::Config,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&[K]) -> bool,
+    describe: impl Fn(&K) -> String,
+) -> anyhow::Result<Vec<K>>
+where
+    K: Clone + Debug + Send + Sync + DeserializeOwned + Resource + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api.clone(), config)
+        .default_backoff()
+        .reflect(writer);
+    let mut stream = std::pin::pin!(stream);
+    let current = || {
+        let mut all: Vec<K> = reader.state().iter().map(|o| o.as_ref().clone()).collect();
+        all.sort_by_key(ResourceExt::name_any);
+        all
+    };
+    let watched = tokio::time::timeout(timeout, async {
+        let mut listed = false;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::InitDone) => listed = true,
+                Ok(_) => {}
+                Err(error) => eprintln!("watch error (retrying): {error}"),
+            }
+            if listed && cond(&current()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let all = current();
+    if watched != Ok(true) {
+        let seen: Vec<String> = all.iter().map(describe).collect();
+        bail!(
+            "timed out after {}s waiting for {what}; last seen: {seen:#?}",
+            timeout.as_secs()
+        );
+    }
+    Ok(all)
+}

@@ -42,20 +42,13 @@ pub fn sandbox(name: &str) -> Value {
 /// A Sandbox whose Pod really runs on the local cluster's real node under `runtime_class` (`gvisor`
 /// or `runc`; the RuntimeClass places it there): busybox sleeping, Ready when the process started.
 pub fn real_sandbox(name: &str, runtime_class: &str) -> Value {
-    json!({
-        "apiVersion": "agents.x-k8s.io/v1beta1",
-        "kind": "Sandbox",
-        "metadata": {"name": name},
-        "spec": {"podTemplate": {
-            "metadata": {"labels": {"app": "agent-sandbox-bench"}},
-            "spec": {"automountServiceAccountToken": false,
-                     "runtimeClassName": runtime_class,
-                     "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "agent", "image": REAL_NODE_IMAGE,
-                                     "imagePullPolicy": "Never",
-                                     "command": ["sleep", "3600"]}]},
-        }},
-    })
+    let mut sandbox = sandbox(name);
+    let spec = &mut sandbox["spec"]["podTemplate"]["spec"];
+    spec["runtimeClassName"] = json!(runtime_class);
+    spec["terminationGracePeriodSeconds"] = json!(1);
+    spec["containers"] = json!([{"name": "agent", "image": REAL_NODE_IMAGE,
+                                 "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]);
+    sandbox
 }
 
 /// A default phase timeout: a minute plus 100 ms an object (10 objects/s would still pass).

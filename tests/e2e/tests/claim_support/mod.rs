@@ -30,14 +30,7 @@ pub fn ready(claim: &SandboxClaim) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
-/// The name of the claim's bound Sandbox, if any.
-pub fn bound(claim: &SandboxClaim) -> Option<String> {
-    claim
-        .status
-        .as_ref()
-        .map(|s| s.sandbox.name.clone())
-        .filter(|n| !n.is_empty())
-}
+pub use agent_sandbox_testkit::fixtures::bound;
 
 /// Creates template `tpl` and pool `pool` of `replicas` from it.
 pub async fn template_and_pool(
@@ -70,10 +63,7 @@ pub async fn create_claim(
     pool: &str,
     extra: Value,
 ) -> anyhow::Result<SandboxClaim> {
-    env.api()
-        .create(&PostParams::default(), &fixtures::claim(name, pool, extra)?)
-        .await
-        .with_context(|| format!("creating claim {name}"))
+    env.create(&fixtures::claim(name, pool, extra)?).await
 }
 
 /// Waits until the claim is Ready and bound; returns it.

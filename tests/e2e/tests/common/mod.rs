@@ -83,17 +83,6 @@ pub async fn wait_ready(env: &TestEnv, name: &str) -> anyhow::Result<Sandbox> {
     .await
 }
 
-async fn patch_spec(env: &TestEnv, name: &str, spec: Value) -> anyhow::Result<Sandbox> {
-    env.api::<Sandbox>()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await
-        .with_context(|| format!("patching Sandbox {name}"))
-}
-
 fn owned_by(meta: &kube::api::ObjectMeta, sandbox: &Sandbox) -> bool {
     meta.owner_references
         .iter()
@@ -208,7 +197,7 @@ pub async fn volume_claim_templates_are_immutable(env: TestEnv) -> anyhow::Resul
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}))
         .await?;
     wait_ready(&env, name).await?;
-    let changed = patch_spec(&env, name, json!({"volumeClaimTemplates": [{"metadata": {"name": "other"},
+    let changed = env.patch_spec::<Sandbox>(name, json!({"volumeClaimTemplates": [{"metadata": {"name": "other"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}))
         .await;
     match changed {
@@ -234,7 +223,8 @@ pub async fn suspend_resume_cycles(env: TestEnv) -> anyhow::Result<()> {
     for round in 0..2 {
         let pod = pods.get(name).await?;
         seen_pods.insert(pod.uid().context("pod uid")?);
-        patch_spec(&env, name, json!({"operatingMode": "Suspended"})).await?;
+        env.patch_spec::<Sandbox>(name, json!({"operatingMode": "Suspended"}))
+            .await?;
         let suspended = wait_for_object(
             &sandboxes,
             name,
@@ -269,7 +259,8 @@ pub async fn suspend_resume_cycles(env: TestEnv) -> anyhow::Result<()> {
             "PVC deleted on suspend"
         );
 
-        patch_spec(&env, name, json!({"operatingMode": "Running"})).await?;
+        env.patch_spec::<Sandbox>(name, json!({"operatingMode": "Running"}))
+            .await?;
         let resumed = wait_ready(&env, name).await?;
         ensure!(
             cond(&resumed, "Suspended") == Some(("False".into(), "NotSuspended".into())),

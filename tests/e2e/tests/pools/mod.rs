@@ -16,12 +16,11 @@ use agent_sandbox_api::v1beta1::{Sandbox, SandboxTemplate, SandboxWarmPool};
 use agent_sandbox_testkit::TestEnv;
 use agent_sandbox_testkit::fixtures;
 pub use agent_sandbox_testkit::fixtures::IMAGE;
-use agent_sandbox_testkit::wait::wait_for_object;
-use anyhow::{Context, bail};
-use futures::StreamExt;
+use agent_sandbox_testkit::wait::{wait_for_object, wait_for_set};
+
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 /// Long enough for the controller, kwok and the API server on a loaded 2-core machine.
@@ -75,10 +74,7 @@ pub async fn create_template(
     name: &str,
     extra: Value,
 ) -> anyhow::Result<SandboxTemplate> {
-    env.api::<SandboxTemplate>()
-        .create(&PostParams::default(), &fixtures::template(name, extra)?)
-        .await
-        .with_context(|| format!("creating SandboxTemplate {name}"))
+    env.create(&fixtures::template(name, extra)?).await
 }
 
 /// Creates pool `name` of `replicas` members from `template`, with `extra` spec fields.
@@ -89,31 +85,8 @@ pub async fn create_pool(
     replicas: i32,
     extra: Value,
 ) -> anyhow::Result<SandboxWarmPool> {
-    env.api::<SandboxWarmPool>()
-        .create(
-            &PostParams::default(),
-            &fixtures::warm_pool(name, template, replicas, extra)?,
-        )
+    env.create(&fixtures::warm_pool(name, template, replicas, extra)?)
         .await
-        .with_context(|| format!("creating SandboxWarmPool {name}"))
-}
-
-/// Merge-patches `spec` of the named object.
-pub async fn patch_spec<K>(env: &TestEnv, name: &str, spec: Value) -> anyhow::Result<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    env.api::<K>()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await
-        .with_context(|| format!("patching {} {name}", K::kind(&())))
 }
 
 /// The template's single container with `image`.
@@ -136,7 +109,7 @@ pub async fn change_template(
     port: i32,
 ) -> anyhow::Result<()> {
     spec["networkPolicy"] = marker_policy(port);
-    patch_spec::<SandboxTemplate>(env, template, spec).await?;
+    env.patch_spec::<SandboxTemplate>(template, spec).await?;
     let shows_marker = move |np: Option<&NetworkPolicy>| {
         let ingress = np
             .and_then(|np| np.spec.as_ref())
@@ -193,52 +166,23 @@ pub async fn wait_members(
     what: &str,
     cond: impl Fn(&[Sandbox]) -> bool,
 ) -> anyhow::Result<Vec<Sandbox>> {
-    let (reader, writer) = reflector::store();
-    let config = watcher::Config::default().labels(&member_selector(pool));
-    let stream = watcher(env.api::<Sandbox>(), config)
-        .default_backoff()
-        .reflect(writer);
-    let mut stream = std::pin::pin!(stream);
-    let current = || {
-        let mut members: Vec<Sandbox> = reader.state().iter().map(|s| s.as_ref().clone()).collect();
-        members.sort_by_key(kube::ResourceExt::name_any);
-        members
-    };
-    let watched = tokio::time::timeout(TIMEOUT, async {
-        let mut listed = false;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::InitDone) => listed = true,
-                Ok(_) => {}
-                Err(error) => eprintln!("member watch error (retrying): {error}"),
-            }
-            if listed && cond(&current()) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    let members = current();
-    if watched != Ok(true) {
-        let summary: Vec<_> = members
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} ready={} image={:?} deleting={}",
-                    kube::ResourceExt::name_any(s),
-                    is_ready(s),
-                    image(s),
-                    s.metadata.deletion_timestamp.is_some()
-                )
-            })
-            .collect();
-        bail!(
-            "timed out after {}s waiting for {what} (pool {pool}); members: {summary:#?}",
-            TIMEOUT.as_secs()
-        );
-    }
-    Ok(members)
+    wait_for_set(
+        &env.api::<Sandbox>(),
+        watcher::Config::default().labels(&member_selector(pool)),
+        &format!("{what} (pool {pool})"),
+        TIMEOUT,
+        cond,
+        |s| {
+            format!(
+                "{} ready={} image={:?} deleting={}",
+                kube::ResourceExt::name_any(s),
+                is_ready(s),
+                image(s),
+                s.metadata.deletion_timestamp.is_some()
+            )
+        },
+    )
+    .await
 }
 
 /// Waits until `pool` has exactly `n` members, all Ready and not deleting, and its status says so.

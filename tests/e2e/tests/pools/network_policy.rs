@@ -14,7 +14,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use super::{TIMEOUT, create_template, patch_spec};
+use super::{TIMEOUT, create_template};
 
 const POLICY: &str = "python-network-policy";
 
@@ -108,8 +108,7 @@ pub async fn custom(env: TestEnv) -> anyhow::Result<()> {
             && spec.get("egress").is_none_or(|e| e == &json!([])),
         "custom policy {spec}"
     );
-    patch_spec::<SandboxTemplate>(
-        &env,
+    env.patch_spec::<SandboxTemplate>(
         "python",
         json!({"networkPolicy": {"ingress": [], "egress": []}}),
     )
@@ -132,12 +131,8 @@ pub async fn custom(env: TestEnv) -> anyhow::Result<()> {
 pub async fn unmanaged(env: TestEnv) -> anyhow::Result<()> {
     let template = create_template(&env, "python", json!({})).await?;
     let np = wait_owned_policy(&env, &template).await?;
-    patch_spec::<SandboxTemplate>(
-        &env,
-        "python",
-        json!({"networkPolicyManagement": "Unmanaged"}),
-    )
-    .await?;
+    env.patch_spec::<SandboxTemplate>("python", json!({"networkPolicyManagement": "Unmanaged"}))
+        .await?;
     wait_deleted(&env.api::<NetworkPolicy>(), &np, TIMEOUT).await
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{
     IMAGE, IMAGE_V2, change_template, containers, create_pool, create_template, image,
-    marker_policy, names, patch_spec, wait_full, wait_members,
+    marker_policy, names, wait_full, wait_members,
 };
 
 /// A template with a custom policy (the marker [`change_template`] waits on) and a pool of two.
@@ -73,7 +73,8 @@ pub async fn on_replenish(env: TestEnv) -> anyhow::Result<()> {
 pub async fn default_strategy(env: TestEnv) -> anyhow::Result<()> {
     let before = names(&pool_of_two(&env, None).await?);
     change_image(&env).await?;
-    patch_spec::<SandboxWarmPool>(&env, "warm", json!({"replicas": 3})).await?;
+    env.patch_spec::<SandboxWarmPool>("warm", json!({"replicas": 3}))
+        .await?;
     let members = wait_full(&env, "warm", 3).await?;
     for name in &before {
         ensure!(
@@ -124,12 +125,8 @@ pub async fn switch_template(env: TestEnv) -> anyhow::Result<()> {
     create_template(&env, "other", other).await?;
     // The template controller has seen "other" once its policy exists: the shared cache has it.
     change_template(&env, "other", json!({}), 2001).await?;
-    patch_spec::<SandboxWarmPool>(
-        &env,
-        "warm",
-        json!({"sandboxTemplateRef": {"name": "other"}}),
-    )
-    .await?;
+    env.patch_spec::<SandboxWarmPool>("warm", json!({"sandboxTemplateRef": {"name": "other"}}))
+        .await?;
     let hash = name_hash("other");
     wait_members(
         &env,
@@ -159,7 +156,8 @@ pub async fn label_only_change(env: TestEnv) -> anyhow::Result<()> {
     )
     .await?;
     // The pass that adds the third member runs with the changed template in its cache.
-    patch_spec::<SandboxWarmPool>(&env, "warm", json!({"replicas": 3})).await?;
+    env.patch_spec::<SandboxWarmPool>("warm", json!({"replicas": 3}))
+        .await?;
     let members = wait_full(&env, "warm", 3).await?;
     for name in &before {
         ensure!(

@@ -2,16 +2,15 @@
 
 use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxWarmPool};
-use agent_sandbox_testkit::TestEnv;
 use agent_sandbox_testkit::wait::wait_for_object;
+use agent_sandbox_testkit::{TestEnv, fixtures};
 use anyhow::{Context, ensure};
 use kube::ResourceExt;
 use serde_json::json;
 
 use super::{
-    NODE, TIMEOUT, bound, claim_cond, create_claim, create_pool, create_template,
-    ensure_on_real_node, exec_ok, pair, pod_template, python_sleeper, sandbox_cond, sandbox_pod,
-    wait_claim, wait_sandboxes,
+    NODE, TIMEOUT, bound, claim_cond, create_pool, create_template, ensure_on_real_node, exec_ok,
+    pair, pod_template, python_sleeper, sandbox_cond, sandbox_pod, wait_claim, wait_sandboxes,
 };
 
 /// Waits until the pool reports `n` Ready members.
@@ -44,7 +43,9 @@ pub async fn claim_from_gvisor_warm_pool_runs_a_process(env: TestEnv) -> anyhow:
     create_pool(&env, "warm", "python-gvisor", 2).await?;
     wait_pool_ready(&env, "warm", 2).await?;
 
-    let claim = create_claim(&env, "agent", "warm", json!({})).await?;
+    let claim = env
+        .create(&fixtures::claim("agent", "warm", json!({}))?)
+        .await?;
     let ready = wait_claim(&env, "agent", "the claim to be Ready and bound", |c| {
         claim_cond(c, "Ready").is_some_and(|(s, _)| s == "True") && bound(c).is_some()
     })

@@ -3,16 +3,16 @@
 
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim};
 use agent_sandbox_testkit::wait::{wait_deleted, wait_for_object};
-use agent_sandbox_testkit::{FINISH_ANNOTATION, TestEnv};
+use agent_sandbox_testkit::{FINISH_ANNOTATION, TestEnv, fixtures};
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
 use super::{
-    BUSYBOX, TIMEOUT, bound, claim_cond, claim_condition, container, create_claim, create_pool,
-    create_sandbox, create_template, ensure_on_real_node, pair, pod_template, sandbox_cond,
-    wait_claim, wait_sandbox,
+    BUSYBOX, TIMEOUT, bound, claim_cond, claim_condition, container, create_pool, create_sandbox,
+    create_template, ensure_on_real_node, pair, pod_template, sandbox_cond, wait_claim,
+    wait_sandbox,
 };
 
 /// How long after finishing the claim `done` expires.
@@ -121,12 +121,11 @@ async fn bound_sandbox(env: &TestEnv, claim: &str) -> anyhow::Result<Sandbox> {
 async fn claim_expires_after_success(env: &TestEnv) -> anyhow::Result<()> {
     create_template(env, "exit-zero", exits_with(0)).await?;
     create_pool(env, "zero", "exit-zero", 0).await?;
-    create_claim(
-        env,
+    env.create(&fixtures::claim(
         "done",
         "zero",
         json!({"lifecycle": {"ttlSecondsAfterFinished": TTL_SECONDS}}),
-    )
+    )?)
     .await?;
     let sandbox = bound_sandbox(env, "done").await?;
     wait_pod_ended(env, &sandbox.name_any(), 0).await?;
@@ -168,7 +167,8 @@ async fn claim_expires_after_success(env: &TestEnv) -> anyhow::Result<()> {
 async fn claim_reports_failure(env: &TestEnv) -> anyhow::Result<()> {
     create_template(env, "exit-one", exits_with(1)).await?;
     create_pool(env, "one", "exit-one", 0).await?;
-    create_claim(env, "crashed", "one", json!({})).await?;
+    env.create(&fixtures::claim("crashed", "one", json!({}))?)
+        .await?;
     let sandbox = bound_sandbox(env, "crashed").await?;
     wait_pod_ended(env, &sandbox.name_any(), 1).await?;
     wait_claim(

@@ -15,14 +15,13 @@ use std::time::Duration;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate, SandboxWarmPool};
 use agent_sandbox_testkit::controller::Controller;
 use agent_sandbox_testkit::kubectl::{self, ExecOutput};
-use agent_sandbox_testkit::wait::wait_for_object;
+use agent_sandbox_testkit::wait::{wait_for_object, wait_for_set};
 use agent_sandbox_testkit::{TestEnv, cluster, crds, fixtures};
 use anyhow::{Context, bail, ensure};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::api::{ListParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -165,31 +164,17 @@ pub async fn create_sandbox(
         .with_context(|| format!("creating Sandbox {name}"))
 }
 
-/// Merge-patches the spec of Sandbox `name`.
-pub async fn patch_sandbox(env: &TestEnv, name: &str, spec: Value) -> anyhow::Result<Sandbox> {
-    env.api::<Sandbox>()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await
-        .with_context(|| format!("patching Sandbox {name}"))
-}
-
 /// Creates SandboxTemplate `name` whose Pods use `pod_template`.
 pub async fn create_template(
     env: &TestEnv,
     name: &str,
     pod_template: Value,
 ) -> anyhow::Result<SandboxTemplate> {
-    env.api::<SandboxTemplate>()
-        .create(
-            &PostParams::default(),
-            &fixtures::template(name, json!({ "podTemplate": pod_template }))?,
-        )
-        .await
-        .with_context(|| format!("creating SandboxTemplate {name}"))
+    env.create(&fixtures::template(
+        name,
+        json!({ "podTemplate": pod_template }),
+    )?)
+    .await
 }
 
 /// Creates SandboxWarmPool `name` of `replicas` from `template`.
@@ -199,26 +184,8 @@ pub async fn create_pool(
     template: &str,
     replicas: i32,
 ) -> anyhow::Result<SandboxWarmPool> {
-    env.api::<SandboxWarmPool>()
-        .create(
-            &PostParams::default(),
-            &fixtures::warm_pool(name, template, replicas, json!({}))?,
-        )
+    env.create(&fixtures::warm_pool(name, template, replicas, json!({}))?)
         .await
-        .with_context(|| format!("creating SandboxWarmPool {name}"))
-}
-
-/// Creates SandboxClaim `name` on `pool` with `extra` spec fields.
-pub async fn create_claim(
-    env: &TestEnv,
-    name: &str,
-    pool: &str,
-    extra: Value,
-) -> anyhow::Result<SandboxClaim> {
-    env.api::<SandboxClaim>()
-        .create(&PostParams::default(), &fixtures::claim(name, pool, extra)?)
-        .await
-        .with_context(|| format!("creating SandboxClaim {name}"))
 }
 
 /// The condition `type_` of a conditions list.
@@ -288,50 +255,22 @@ pub async fn wait_sandboxes(
     what: &str,
     cond: impl Fn(&[Sandbox]) -> bool,
 ) -> anyhow::Result<Vec<Sandbox>> {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(env.api::<Sandbox>(), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    let mut stream = std::pin::pin!(stream);
-    let current = || {
-        let mut all: Vec<Sandbox> = reader.state().iter().map(|s| s.as_ref().clone()).collect();
-        all.sort_by_key(ResourceExt::name_any);
-        all
-    };
-    let watched = tokio::time::timeout(TIMEOUT, async {
-        let mut listed = false;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::InitDone) => listed = true,
-                Ok(_) => {}
-                Err(error) => eprintln!("Sandbox watch error (retrying): {error}"),
-            }
-            if listed && cond(&current()) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    let all = current();
-    if watched != Ok(true) {
-        let summary: Vec<String> = all
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} Ready={:?} deleting={}",
-                    s.name_any(),
-                    sandbox_cond(s, "Ready"),
-                    s.metadata.deletion_timestamp.is_some()
-                )
-            })
-            .collect();
-        bail!(
-            "timed out after {}s waiting for {what}; Sandboxes: {summary:#?}",
-            TIMEOUT.as_secs()
-        );
-    }
-    Ok(all)
+    wait_for_set(
+        &env.api::<Sandbox>(),
+        watcher::Config::default(),
+        what,
+        TIMEOUT,
+        cond,
+        |s| {
+            format!(
+                "{} Ready={:?} deleting={}",
+                s.name_any(),
+                sandbox_cond(s, "Ready"),
+                s.metadata.deletion_timestamp.is_some()
+            )
+        },
+    )
+    .await
 }
 
 /// Waits until claim `name` satisfies `cond`, for `what`.
@@ -351,14 +290,7 @@ pub async fn wait_claim(
     .await
 }
 
-/// The name of the Sandbox bound to the claim, if any.
-pub fn bound(claim: &SandboxClaim) -> Option<String> {
-    claim
-        .status
-        .as_ref()
-        .map(|s| s.sandbox.name.clone())
-        .filter(|n| !n.is_empty())
-}
+pub use agent_sandbox_testkit::fixtures::bound;
 
 /// The one live Pod of a Sandbox, found by the selector in its status.
 pub async fn sandbox_pod(env: &TestEnv, sandbox: &Sandbox) -> anyhow::Result<Pod> {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     TIMEOUT, busybox_sleeper, create_sandbox, ensure_on_real_node, exec_ok, in_seconds, pair,
-    patch_sandbox, pod_template, sandbox_cond, sandbox_pod, wait_sandbox, wait_sandbox_ready,
+    pod_template, sandbox_cond, sandbox_pod, wait_sandbox, wait_sandbox_ready,
 };
 
 /// Where the claim is mounted in the container.
@@ -77,7 +77,8 @@ pub async fn pvc_data_survives_suspend_and_resume(env: TestEnv) -> anyhow::Resul
         "read back {written:?} right after writing"
     );
 
-    patch_sandbox(&env, name, json!({"operatingMode": "Suspended"})).await?;
+    env.patch_spec::<Sandbox>(name, json!({"operatingMode": "Suspended"}))
+        .await?;
     wait_deleted(&env.api::<Pod>(), &pod, TIMEOUT).await?;
     let suspended = wait_sandbox(&env, name, "Suspended=True/PodTerminated", |s| {
         sandbox_cond(s, "Suspended") == pair("True", "PodTerminated")
@@ -98,7 +99,8 @@ pub async fn pvc_data_survives_suspend_and_resume(env: TestEnv) -> anyhow::Resul
         "the PVC was replaced or is being deleted while suspended"
     );
 
-    patch_sandbox(&env, name, json!({"operatingMode": "Running"})).await?;
+    env.patch_spec::<Sandbox>(name, json!({"operatingMode": "Running"}))
+        .await?;
     let resumed = wait_sandbox_ready(&env, name).await?;
     let new_pod = sandbox_pod(&env, &resumed).await?;
     ensure!(
@@ -141,8 +143,7 @@ pub async fn shutdown_delete_removes_pod_and_pvc(env: TestEnv) -> anyhow::Result
     .await?;
 
     let at = in_seconds(3)?;
-    patch_sandbox(
-        &env,
+    env.patch_spec::<Sandbox>(
         name,
         json!({"shutdownTime": at, "shutdownPolicy": "Delete"}),
     )
