@@ -1,0 +1,3 @@
+//! The `agent-sandbox-runtime` binary.
+
+fn main() {}
