@@ -111,10 +111,11 @@ pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Re
     shutdown.await;
     tracing::info!(running = state.processes.live(), "shutting down");
     state.processes.shut_down(Signal::TERM);
-    if state.processes.live() > 0 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        state.processes.signal_all(Signal::KILL);
+    let grace = tokio::time::Instant::now() + Duration::from_secs(2);
+    while state.processes.live() > 0 && tokio::time::Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    state.processes.signal_all(Signal::KILL);
     let _ = stop_tx.send(true);
     let both = async {
         let (a, b) = tokio::join!(legacy_server, rest_server);
