@@ -137,14 +137,37 @@ pub fn signal_group(group: i32, signal: Signal) {
     }
 }
 
-/// Removes a group from the registry when dropped, whatever path the call took.
-struct Registered<'a> {
-    processes: &'a Processes,
+/// A process group in the registry. Dropped before [`Registered::finish`] (the caller went away,
+/// for instance the client disconnected), it kills the group; either way it leaves the registry.
+pub struct Registered<P: std::ops::Deref<Target = Processes>> {
+    processes: P,
     group: i32,
+    armed: bool,
 }
 
-impl Drop for Registered<'_> {
+impl<P: std::ops::Deref<Target = Processes>> Registered<P> {
+    /// Adds `group` to the registry of `processes`.
+    pub fn new(processes: P, group: i32) -> Self {
+        processes.lock().insert(group);
+        Self {
+            processes,
+            group,
+            armed: true,
+        }
+    }
+
+    /// The command ended normally: dropping the guard no longer kills the group (so a child
+    /// started in the background with its output redirected keeps running).
+    pub fn finish(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl<P: std::ops::Deref<Target = Processes>> Drop for Registered<P> {
     fn drop(&mut self) {
+        if self.armed {
+            signal_group(self.group, Signal::KILL);
+        }
         self.processes.lock().remove(&self.group);
     }
 }
@@ -175,8 +198,7 @@ pub async fn run(
         .spawn()
         .map_err(|err| spawn_error(&program, cwd, &err))?;
     let group = child.id().map(|id| id as i32).unwrap_or_default();
-    processes.lock().insert(group);
-    let _registered = Registered { processes, group };
+    let mut registered = Registered::new(processes, group);
 
     let overflow = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -235,6 +257,7 @@ pub async fn run(
             drained.await
         }
     };
+    registered.finish();
     if overflowed || out.overflowed || err.overflowed {
         return Err(ExecError::OutputTooLarge {
             stream: if out.overflowed { "stdout" } else { "stderr" },
@@ -248,7 +271,18 @@ pub async fn run(
     })
 }
 
-fn exit_of(status: std::process::ExitStatus) -> Exit {
+/// The line added to stderr when a command timed out (after a newline if `stderr` lacks one).
+pub fn timeout_note(timeout: Duration, stderr: &[u8]) -> String {
+    let newline = if stderr.is_empty() || stderr.ends_with(b"\n") {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{newline}command timed out after {timeout:?}; its process group was killed\n")
+}
+
+/// How an exit status reads.
+pub fn exit_of(status: std::process::ExitStatus) -> Exit {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => Exit::Code(code),
@@ -257,7 +291,8 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
     }
 }
 
-fn spawn_error(program: &str, cwd: &Path, err: &std::io::Error) -> ExecError {
+/// Maps a failure to start `program` in `cwd` to an [`ExecError`].
+pub fn spawn_error(program: &str, cwd: &Path, err: &std::io::Error) -> ExecError {
     match err.kind() {
         std::io::ErrorKind::NotFound if !cwd.is_dir() => ExecError::Spawn {
             program: program.to_owned(),

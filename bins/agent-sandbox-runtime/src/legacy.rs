@@ -140,13 +140,7 @@ pub async fn run_plan(state: &State, plan: &ExecutePlan) -> Result<ExecuteRespon
         Ok(output) => {
             let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
             if output.exit == exec::Exit::TimedOut {
-                if !stderr.is_empty() && !stderr.ends_with('\n') {
-                    stderr.push('\n');
-                }
-                stderr.push_str(&format!(
-                    "command timed out after {:?}; its process group was killed\n",
-                    plan.timeout
-                ));
+                stderr.push_str(&exec::timeout_note(plan.timeout, &output.stderr));
             }
             Ok(ExecuteResponse {
                 stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -1,6 +1,6 @@
 //! # agent-sandbox-runtime: the daemon inside a sandbox
 //!
-//! One static binary that serves both in-sandbox APIs upstream's templates and SDKs use, so it can
+//! One static binary that serves both in-sandbox APIs (the legacy one, and sandboxd's REST and gRPC) upstream's templates and SDKs use, so it can
 //! replace either upstream image:
 //!
 //! ## The legacy python-runtime API (`--legacy-listen`, default `0.0.0.0:8888`)
@@ -31,7 +31,18 @@
 //! | `GET /v1/health` | `{"status": "ok", "uptime_seconds"}`; 503 once shutdown began |
 //! | `GET /v1/metadata` | `{"env": {…}}`: variables named with `--metadata-env-prefix` (`SANDBOX_`), minus any whose name contains TOKEN, SECRET, PASSWORD, PASSWD, CRED, KEY, AUTH, BEARER, PRIVATE or CERT |
 //!
-//! The `process.v1.ProcessService` gRPC surface (port 9090) is not served yet.
+//! ## sandboxd's process gRPC service (`--grpc-listen`, default `0.0.0.0:9090`)
+//!
+//! `process.v1.ProcessService` from `proto/process/v1/process.proto`, written for this project
+//! from the documented contract (see [`grpc`]); code generation uses protox, so no `protoc` is
+//! needed. `Start` sends an init event with a virtual process id, then stdout/stderr chunks, then
+//! the exit event; `Execute` runs to completion (bounded like `/execute`, `RESOURCE_EXHAUSTED`
+//! past the bound); `WriteStdin` feeds or closes stdin; `SendSignal` sends SIGINT, SIGTERM or
+//! SIGKILL to the process group. A start failure maps to `NOT_FOUND`, `PERMISSION_DENIED` or
+//! `INTERNAL`, a `cwd` outside the root to `PERMISSION_DENIED`. PTYs are not supported yet
+//! (`Start` with `pty` is `UNIMPLEMENTED`, `ResizeTTY` is `FAILED_PRECONDITION`). The field
+//! numbers of the proto follow the documented field order; they have not yet been checked against
+//! the stubs the Python SDK ships.
 //!
 //! ## Paths
 //!
@@ -43,10 +54,10 @@
 //!
 //! ## Flags
 //!
-//! `--legacy-listen`, `--rest-listen`, `--root-dir`, `--exec-timeout` (seconds, default 300, also
+//! `--legacy-listen`, `--rest-listen`, `--grpc-listen`, `--root-dir`, `--exec-timeout` (seconds, default 300, also
 //! read from `SANDBOX_EXEC_TIMEOUT_SECONDS`), `--max-output-bytes` (default 16 MiB per stream),
 //! `--metadata-env-prefix`, `--shutdown-timeout` (seconds, default 10), `--log`. `--help` explains
-//! each. Both surfaces bind all addresses by default because the router reaches a sandbox at its
+//! each. All surfaces bind all addresses by default because the router reaches a sandbox at its
 //! pod IP; the managed NetworkPolicy decides who may connect.
 //!
 //! On SIGTERM (or SIGINT) health answers 503, no new command starts, every running command's
@@ -73,6 +84,7 @@ pub mod argv;
 pub mod confine;
 pub mod exec;
 pub mod files;
+pub mod grpc;
 pub mod legacy;
 pub mod metadata;
 pub mod rest;

@@ -18,10 +18,10 @@ use crate::state::State;
 #[command(
     name = "agent-sandbox-runtime",
     version,
-    about = "The in-sandbox daemon: upstream's legacy python-runtime API and sandboxd's REST API",
+    about = "The in-sandbox daemon: upstream's legacy python-runtime API, sandboxd's REST API and process gRPC service",
     long_about = "The in-sandbox daemon. It serves upstream's legacy python-runtime API (what the SDKs use by \
 default: /execute, /upload, /download, /list, /exists) and sandboxd's REST API (/v1/files, /v1/health, \
-/v1/metadata), so it is a drop-in for both upstream templates.\n\nBoth listeners bind all addresses by \
+/v1/metadata) and sandboxd's process.v1.ProcessService gRPC service, so it is a drop-in for both upstream templates.\n\nAll listeners bind all addresses by \
 default: the router reaches a sandbox at its pod IP on whatever port X-Sandbox-Port names, so a loopback \
 address would make the sandbox unreachable through the router. Who may connect is the managed \
 NetworkPolicy's business; bind 127.0.0.1 when only processes inside the pod should reach a surface."
@@ -33,6 +33,9 @@ pub struct Flags {
     /// Address of sandboxd's REST API (must differ from the legacy address).
     #[arg(long, env = "RUNTIME_REST_LISTEN", default_value = "0.0.0.0:8080")]
     pub rest_listen: SocketAddr,
+    /// Address of the `process.v1.ProcessService` gRPC service.
+    #[arg(long, env = "RUNTIME_GRPC_LISTEN", default_value = "0.0.0.0:9090")]
+    pub grpc_listen: SocketAddr,
     /// Every path is confined to this directory (created if missing; empty is refused), and
     /// commands run in it.
     #[arg(long, env = "RUNTIME_ROOT_DIR", default_value = "/workspace")]
@@ -70,10 +73,15 @@ impl Flags {
 /// (SIGTERM to every process group, SIGKILL two seconds later) and lets requests finish for at
 /// most `--shutdown-timeout`. Health endpoints answer 503 from the moment `shutdown` completes.
 pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    if flags.legacy_listen == flags.rest_listen && flags.legacy_listen.port() != 0 {
+    let addrs = [flags.legacy_listen, flags.rest_listen, flags.grpc_listen];
+    if let Some(twice) = addrs
+        .iter()
+        .enumerate()
+        .find(|(i, a)| a.port() != 0 && addrs[i + 1..].contains(a))
+    {
         anyhow::bail!(
-            "--legacy-listen and --rest-listen are both {}; they must differ",
-            flags.legacy_listen
+            "--legacy-listen, --rest-listen and --grpc-listen must differ; {} is given twice",
+            twice.1
         );
     }
     let state = Arc::new(
@@ -86,9 +94,13 @@ pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let rest = TcpListener::bind(flags.rest_listen)
         .await
         .with_context(|| format!("cannot listen on {} (REST API)", flags.rest_listen))?;
+    let grpc = TcpListener::bind(flags.grpc_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (gRPC)", flags.grpc_listen))?;
     tracing::info!(
         legacy = %flags.legacy_listen,
         rest = %flags.rest_listen,
+        grpc = %flags.grpc_listen,
         root = %state.root.path().display(),
         "serving"
     );
@@ -104,8 +116,15 @@ pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Re
     );
     let rest_server = tokio::spawn(
         axum::serve(rest, crate::rest::router(state.clone()))
-            .with_graceful_shutdown(stopped(stop_rx))
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future(),
+    );
+    let grpc_server = tokio::spawn(
+        tonic::transport::Server::builder().serve_with_incoming_shutdown(
+            crate::grpc::ProcessService::new(state.clone()).into_server(),
+            tonic::transport::server::TcpIncoming::from(grpc),
+            stopped(stop_rx),
+        ),
     );
 
     shutdown.await;
@@ -118,9 +137,10 @@ pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Re
     state.processes.signal_all(Signal::KILL);
     let _ = stop_tx.send(true);
     let both = async {
-        let (a, b) = tokio::join!(legacy_server, rest_server);
+        let (a, b, c) = tokio::join!(legacy_server, rest_server, grpc_server);
         a.context("legacy server task")?.context("legacy server")?;
         b.context("REST server task")?.context("REST server")?;
+        c.context("gRPC server task")?.context("gRPC server")?;
         anyhow::Ok(())
     };
     match tokio::time::timeout(Duration::from_secs(flags.shutdown_timeout), both).await {

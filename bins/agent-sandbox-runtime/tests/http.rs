@@ -527,6 +527,7 @@ async fn server_starts_and_stops() {
         "agent-sandbox-runtime",
         "--legacy-listen=127.0.0.1:0",
         "--rest-listen=127.0.0.1:0",
+        "--grpc-listen=127.0.0.1:0",
         &format!("--root-dir={}", dir.path().join("ws").display()),
     ]);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
