@@ -367,3 +367,73 @@ async fn forward<R: AsyncRead + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = exec::Limits {
+            timeout: std::time::Duration::from_secs(1),
+            max_output: 1024,
+            drain_grace: std::time::Duration::from_secs(1),
+        };
+        let state = State::new(dir.path(), limits, "SANDBOX_").unwrap();
+        (dir, state)
+    }
+
+    fn config(argv: &[&str], cwd: Option<&str>, env: &[(&str, &str)]) -> Option<ProcessConfig> {
+        Some(ProcessConfig {
+            command: argv.iter().map(|a| (*a).to_owned()).collect(),
+            env_vars: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            cwd: cwd.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn validation() {
+        let (_dir, state) = state();
+        let ok = validate(
+            &state,
+            config(&["ls", "-l"], Some("a/b"), &[("B", "2"), ("A", "1")]),
+        )
+        .unwrap();
+        assert_eq!(ok.argv, ["ls", "-l"]);
+        assert_eq!(ok.cwd, state.root.path().join("a/b"));
+        assert_eq!(
+            ok.env,
+            [
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "2".to_owned())
+            ]
+        );
+        assert_eq!(
+            validate(&state, config(&["ls"], None, &[])).unwrap().cwd,
+            state.root.path()
+        );
+        let code = |c| validate(&state, c).unwrap_err().code();
+        assert_eq!(code(None), tonic::Code::InvalidArgument);
+        assert_eq!(code(config(&[], None, &[])), tonic::Code::InvalidArgument);
+        assert_eq!(code(config(&[""], None, &[])), tonic::Code::InvalidArgument);
+        assert_eq!(
+            code(config(&["a\0"], None, &[])),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            code(config(&["ls"], None, &[("A=B", "1")])),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            code(config(&["ls"], None, &[("", "1")])),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            code(config(&["ls"], Some("../x"), &[])),
+            tonic::Code::PermissionDenied
+        );
+    }
+}

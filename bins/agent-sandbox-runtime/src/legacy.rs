@@ -52,7 +52,23 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/list/", get(list_root))
         .route("/list/{*path}", get(list))
         .route("/exists/{*path}", get(exists))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> LegacyError {
+    LegacyError(Failure::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {}", uri.path()),
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> LegacyError {
+    LegacyError(Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    ))
 }
 
 async fn health(Shared(state): Shared<Arc<State>>) -> Response {

@@ -50,8 +50,24 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/files", root.clone())
         .route("/v1/files/", root)
         .route("/v1/files/{*path}", files)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> RestError {
+    RestError(Failure::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {}", uri.path()),
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> RestError {
+    RestError(Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    ))
 }
 
 async fn health(Shared(state): Shared<Arc<State>>) -> Response {

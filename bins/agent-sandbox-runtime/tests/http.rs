@@ -294,6 +294,12 @@ async fn legacy_files() {
         StatusCode::NOT_FOUND
     );
     assert!(get(d.legacy, "/download/nope").await.json()["detail"].is_string());
+    let no_route = get(d.legacy, "/nothing-here").await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+    assert!(no_route.json()["detail"].is_string());
+    let wrong_method = get(d.legacy, "/execute").await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.json()["detail"].is_string());
 }
 
 #[tokio::test]
@@ -455,6 +461,12 @@ async fn rest_files() {
     let onto_dir = call(d.rest, Method::PUT, "/v1/files/a", &[], "x").await;
     assert_eq!(onto_dir.status, StatusCode::BAD_REQUEST);
 
+    let no_route = get(d.rest, "/v2/anything").await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+    assert_eq!(no_route.json()["code"], "NOT_FOUND");
+    let wrong_method = call(d.rest, Method::POST, "/v1/health", &[], Bytes::new()).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.json()["code"], "INVALID_ARGUMENT");
     let missing = get(d.rest, "/v1/files/nope").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.json()["code"], "NOT_FOUND");
