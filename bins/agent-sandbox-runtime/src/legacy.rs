@@ -6,6 +6,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, State as Shared};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -188,8 +190,9 @@ pub async fn run_plan(state: &State, plan: &ExecutePlan) -> Result<ExecuteRespon
 
 async fn execute(
     Shared(state): Shared<Arc<State>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ExecuteResponse>, LegacyError> {
+    let body = body.map_err(|r| Failure::new(r.status(), r.body_text()))?;
     let plan = validate_execute(&body, state.limits.timeout)
         .map_err(|message| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, message))?;
     tracing::debug!(argv = ?plan.argv, "execute");
@@ -198,8 +201,9 @@ async fn execute(
 
 async fn upload(
     Shared(state): Shared<Arc<State>>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<serde_json::Value>, LegacyError> {
+    let mut multipart = multipart.map_err(|r| Failure::new(r.status(), r.body_text()))?;
     while let Some(field) = multipart
         .next_field()
         .await

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{
     DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Query, Request, State as Shared,
 };
@@ -257,9 +258,10 @@ async fn put_root(Shared(_state): Shared<Arc<State>>) -> RestError {
 async fn put_file(
     Shared(state): Shared<Arc<State>>,
     UrlPath(path): UrlPath<String>,
-    Query(query): Query<PutQuery>,
+    query: Result<Query<PutQuery>, QueryRejection>,
     request: Request,
 ) -> Result<StatusCode, RestError> {
+    let Query(query) = query.map_err(|r| Failure::new(r.status(), r.body_text()))?;
     let mode = query
         .mode
         .as_deref()
@@ -309,7 +311,7 @@ pub struct DeleteQuery {
 
 async fn delete_root(
     state: Shared<Arc<State>>,
-    query: Query<DeleteQuery>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<StatusCode, RestError> {
     delete_file(state, UrlPath(String::new()), query).await
 }
@@ -317,8 +319,9 @@ async fn delete_root(
 async fn delete_file(
     Shared(state): Shared<Arc<State>>,
     UrlPath(path): UrlPath<String>,
-    Query(query): Query<DeleteQuery>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<StatusCode, RestError> {
+    let Query(query) = query.map_err(|r| Failure::new(r.status(), r.body_text()))?;
     let target = files::resolve_entry(&state.root, &path)?;
     files::delete(&state.root, &target, query.recursive)
         .await

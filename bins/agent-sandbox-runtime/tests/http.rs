@@ -203,6 +203,20 @@ async fn legacy_execute() {
             .contains("65536 bytes")
     );
 
+    let huge = call(
+        d.legacy,
+        Method::POST,
+        "/execute",
+        &[("content-type", "application/json")],
+        vec![b' '; 2 * 1024 * 1024],
+    )
+    .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(huge.json()["detail"].is_string());
+    let not_multipart = call(d.legacy, Method::POST, "/upload", &[], "x").await;
+    assert!(not_multipart.status.is_client_error());
+    assert!(not_multipart.json()["detail"].is_string());
+
     for bad in [
         json!({"command": ""}),
         json!({"cmd": "ls"}),
@@ -458,6 +472,16 @@ async fn rest_files() {
     let bad_mode = call(d.rest, Method::PUT, "/v1/files/x?mode=644", &[], "x").await;
     assert_eq!(bad_mode.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_mode.json()["code"], "INVALID_ARGUMENT");
+    let bad_flag = call(
+        d.rest,
+        Method::DELETE,
+        "/v1/files/a?recursive=maybe",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(bad_flag.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_flag.json()["code"], "INVALID_ARGUMENT");
     let onto_dir = call(d.rest, Method::PUT, "/v1/files/a", &[], "x").await;
     assert_eq!(onto_dir.status, StatusCode::BAD_REQUEST);
 
@@ -554,4 +578,29 @@ async fn server_starts_and_stops() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_ends_its_command() {
+    let d = Daemon::start().await;
+    let marker = d.root().join("late");
+    let command = format!("sh -c 'sleep 1; touch {}' & sleep 30", marker.display());
+    let body = serde_json::to_vec(&json!({ "command": command })).unwrap();
+    let request = call(
+        d.legacy,
+        Method::POST,
+        "/execute",
+        &[("content-type", "application/json")],
+        body,
+    );
+    // Give up on the request while the command runs.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(400), request)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(d.state.processes.live(), 0);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!marker.exists(), "the command's group outlived its client");
 }
