@@ -376,15 +376,32 @@ mod tests {
         assert_eq!(processes.live(), 0);
     }
 
+    /// Polls (every 20 ms, at most 10 s) until process `pid` is gone or a zombie (dead, not yet reaped
+    /// by whoever inherited it).
+    async fn wait_gone(pid: u32) -> bool {
+        for _ in 0..500 {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = state
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            if matches!(state, None | Some("Z" | "X")) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     #[tokio::test]
     async fn timeout_kills_the_whole_group() {
         let processes = Processes::default();
         let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("late");
-        let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let pid_file = dir.path().join("child.pid");
+        // A background child records its PID; the foreground outlives the timeout.
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
         let mut limits = limits();
         limits.timeout = Duration::from_millis(300);
-        let started = std::time::Instant::now();
         let out = run(
             &processes,
             &argv(&["/bin/sh", "-c", &script]),
@@ -396,10 +413,13 @@ mod tests {
         .unwrap();
         assert_eq!(out.exit, Exit::TimedOut);
         assert_eq!(out.exit.code(), 124);
-        assert!(started.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let child: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(
-            !marker.exists(),
+            wait_gone(child).await,
             "the background child survived the timeout"
         );
     }

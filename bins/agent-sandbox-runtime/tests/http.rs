@@ -570,8 +570,10 @@ async fn server_starts_and_stops() {
     let running = tokio::spawn(server::run(flags, async move {
         let _ = rx.await;
     }));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(dir.path().join("ws").is_dir());
+    assert!(
+        poll(|| dir.path().join("ws").is_dir()).await,
+        "the root directory was not created"
+    );
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), running)
         .await
@@ -583,8 +585,8 @@ async fn server_starts_and_stops() {
 #[tokio::test]
 async fn a_client_that_goes_away_ends_its_command() {
     let d = Daemon::start().await;
-    let marker = d.root().join("late");
-    let command = format!("sh -c 'sleep 1; touch {}' & sleep 30", marker.display());
+    let pid_file = d.root().join("child.pid");
+    let command = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
     let body = serde_json::to_vec(&json!({ "command": command })).unwrap();
     let request = call(
         d.legacy,
@@ -593,14 +595,45 @@ async fn a_client_that_goes_away_ends_its_command() {
         &[("content-type", "application/json")],
         body,
     );
-    // Give up on the request while the command runs.
+    // Give up on the request once the command is running (its background child has written its PID).
+    let running = async {
+        while !pid_file.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = request => panic!("the command ended by itself"),
+        () = running => {}
+    }
+    let child: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
-        tokio::time::timeout(Duration::from_millis(400), request)
-            .await
-            .is_err()
+        poll(|| dead(child)).await,
+        "the command's group outlived its client"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(d.state.processes.live(), 0);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(!marker.exists(), "the command's group outlived its client");
+    assert!(poll(|| d.state.processes.live() == 0).await);
+}
+
+/// Polls `done` every 20 ms until it holds or 10 s have passed; whether it held.
+async fn poll(done: impl Fn() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Whether process `pid` is gone or a zombie (dead, not yet reaped by whoever inherited it).
+fn dead(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
+    matches!(state, None | Some("Z" | "X"))
 }
