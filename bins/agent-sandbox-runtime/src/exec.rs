@@ -1,0 +1,472 @@
+//! Running one command to completion: its own process group, a timeout that kills the whole
+//! group, and output buffers with a hard bound.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::{Notify, watch};
+
+/// Bounds for one command.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// How long the command may run before its process group is killed.
+    pub timeout: Duration,
+    /// The most bytes kept of stdout, and separately of stderr; past it the command is killed
+    /// and the call fails with [`ExecError::OutputTooLarge`].
+    pub max_output: usize,
+    /// How long to keep reading output after the command exited (a background child may still
+    /// hold the pipes open).
+    pub drain_grace: Duration,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+    /// It ran past the timeout and its process group was killed.
+    TimedOut,
+}
+
+impl Exit {
+    /// The exit code as a shell reports it: the code, 128 + the signal, or 124 for a timeout
+    /// (what `timeout(1)` uses).
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(signal) => 128 + signal,
+            Exit::TimedOut => 124,
+        }
+    }
+}
+
+/// What a finished command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+    /// How it ended.
+    pub exit: Exit,
+}
+
+/// Why a command produced no [`Output`].
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The program does not exist.
+    #[error("{0}: command not found")]
+    NotFound(String),
+    /// The program exists but may not be run, or the working directory may not be entered.
+    #[error("{0}: permission denied")]
+    PermissionDenied(String),
+    /// Any other failure to start it.
+    #[error("cannot start {program}: {message}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The command printed more than the bound; it was killed and its output dropped.
+    #[error(
+        "the command wrote more than {limit} bytes to {stream}; its process group was killed (raise --max-output-bytes, or write large output to a file and download it)"
+    )]
+    OutputTooLarge {
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The bound in bytes.
+        limit: usize,
+    },
+    /// The daemon is shutting down and starts nothing new.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+}
+
+/// The process groups this daemon started and has not yet reaped, so shutdown can end them.
+#[derive(Debug, Default)]
+pub struct Processes {
+    groups: Mutex<HashSet<i32>>,
+    shutting_down: AtomicBool,
+}
+
+impl Processes {
+    /// Whether shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new commands from now on and sends `signal` to every live process group.
+    pub fn shut_down(&self, signal: Signal) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.signal_all(signal);
+    }
+
+    /// Sends `signal` to every live process group.
+    pub fn signal_all(&self, signal: Signal) {
+        let groups: Vec<i32> = self.lock().iter().copied().collect();
+        for group in groups {
+            signal_group(group, signal);
+        }
+    }
+
+    /// How many process groups are live.
+    pub fn live(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Sends a signal to a whole process group; a group that is already gone is not an error.
+pub fn signal_group(group: i32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(group) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// A process group in the registry. Dropped before [`Registered::finish`] (the caller went away,
+/// for instance the client disconnected), it kills the group; either way it leaves the registry.
+pub struct Registered<P: std::ops::Deref<Target = Processes>> {
+    processes: P,
+    group: i32,
+    armed: bool,
+}
+
+impl<P: std::ops::Deref<Target = Processes>> Registered<P> {
+    /// Adds `group` to the registry of `processes`.
+    pub fn new(processes: P, group: i32) -> Self {
+        processes.lock().insert(group);
+        Self {
+            processes,
+            group,
+            armed: true,
+        }
+    }
+
+    /// The command ended normally: dropping the guard no longer kills the group (so a child
+    /// started in the background with its output redirected keeps running).
+    pub fn finish(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl<P: std::ops::Deref<Target = Processes>> Drop for Registered<P> {
+    fn drop(&mut self) {
+        if self.armed {
+            signal_group(self.group, Signal::KILL);
+        }
+        self.processes.lock().remove(&self.group);
+    }
+}
+
+/// Runs `argv` in `cwd` with `env` added to the daemon's environment and waits for it.
+pub async fn run(
+    processes: &Processes,
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    limits: &Limits,
+) -> Result<Output, ExecError> {
+    if processes.shutting_down() {
+        return Err(ExecError::ShuttingDown);
+    }
+    let program = argv.first().cloned().unwrap_or_default();
+    let mut command = Command::new(&program);
+    command
+        .args(&argv[1.min(argv.len())..])
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|err| spawn_error(&program, cwd, &err))?;
+    let group = child.id().map(|id| id as i32).unwrap_or_default();
+    let mut registered = Registered::new(processes, group);
+
+    let overflow = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stdout = child.stdout.take().map(|pipe| {
+        tokio::spawn(read_bounded(
+            pipe,
+            limits.max_output,
+            stop_rx.clone(),
+            overflow.clone(),
+        ))
+    });
+    let stderr = child.stderr.take().map(|pipe| {
+        tokio::spawn(read_bounded(
+            pipe,
+            limits.max_output,
+            stop_rx.clone(),
+            overflow.clone(),
+        ))
+    });
+
+    let mut overflowed = false;
+    let exit = tokio::select! {
+        status = child.wait() => status.ok().map(exit_of),
+        () = tokio::time::sleep(limits.timeout) => {
+            signal_group(group, Signal::KILL);
+            let _ = child.wait().await;
+            Some(Exit::TimedOut)
+        }
+        () = overflow.notified() => {
+            overflowed = true;
+            signal_group(group, Signal::KILL);
+            let _ = child.wait().await;
+            None
+        }
+    };
+
+    // Drain what is left; a background child that keeps the pipes open is given a grace period,
+    // then its group is killed and reading stops.
+    let drained = async {
+        let out = match stdout {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Captured::default(),
+        };
+        let err = match stderr {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Captured::default(),
+        };
+        (out, err)
+    };
+    tokio::pin!(drained);
+    let (out, err) = tokio::select! {
+        both = &mut drained => both,
+        () = tokio::time::sleep(limits.drain_grace) => {
+            signal_group(group, Signal::KILL);
+            let _ = stop_tx.send(true);
+            drained.await
+        }
+    };
+    registered.finish();
+    if overflowed || out.overflowed || err.overflowed {
+        return Err(ExecError::OutputTooLarge {
+            stream: if out.overflowed { "stdout" } else { "stderr" },
+            limit: limits.max_output,
+        });
+    }
+    Ok(Output {
+        stdout: out.bytes,
+        stderr: err.bytes,
+        exit: exit.unwrap_or(Exit::Signal(9)),
+    })
+}
+
+/// The line added to stderr when a command timed out (after a newline if `stderr` lacks one).
+pub fn timeout_note(timeout: Duration, stderr: &[u8]) -> String {
+    let newline = if stderr.is_empty() || stderr.ends_with(b"\n") {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{newline}command timed out after {timeout:?}; its process group was killed\n")
+}
+
+/// How an exit status reads.
+pub fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(signal)) => Exit::Signal(signal),
+        (None, None) => Exit::Code(1),
+    }
+}
+
+/// Maps a failure to start `program` in `cwd` to an [`ExecError`].
+pub fn spawn_error(program: &str, cwd: &Path, err: &std::io::Error) -> ExecError {
+    match err.kind() {
+        std::io::ErrorKind::NotFound if !cwd.is_dir() => ExecError::Spawn {
+            program: program.to_owned(),
+            message: format!("working directory {} does not exist", cwd.display()),
+        },
+        std::io::ErrorKind::NotFound => ExecError::NotFound(program.to_owned()),
+        std::io::ErrorKind::PermissionDenied => ExecError::PermissionDenied(program.to_owned()),
+        _ => ExecError::Spawn {
+            program: program.to_owned(),
+            message: err.to_string(),
+        },
+    }
+}
+
+#[derive(Debug, Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+/// Reads a pipe to its end, keeping at most `limit` bytes; past the limit it notifies
+/// `overflow` and stops.
+async fn read_bounded<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    limit: usize,
+    mut stop: watch::Receiver<bool>,
+    overflow: Arc<Notify>,
+) -> Captured {
+    let mut captured = Captured::default();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = pipe.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if captured.bytes.len() + n > limit {
+                        captured.overflowed = true;
+                        overflow.notify_one();
+                        break;
+                    }
+                    captured.bytes.extend_from_slice(&chunk[..n]);
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    captured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(10),
+            max_output: 1024,
+            drain_grace: Duration::from_secs(2),
+        }
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn output_and_exit_code() {
+        let processes = Processes::default();
+        let out = run(
+            &processes,
+            &argv(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]),
+            Path::new("/"),
+            &[],
+            &limits(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+        assert_eq!(out.exit, Exit::Code(3));
+        assert_eq!(processes.live(), 0);
+    }
+
+    /// Polls (every 20 ms, at most 10 s) until process `pid` is gone or a zombie (dead, not yet reaped
+    /// by whoever inherited it).
+    async fn wait_gone(pid: u32) -> bool {
+        for _ in 0..500 {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = state
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            if matches!(state, None | Some("Z" | "X")) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let processes = Processes::default();
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        // A background child records its PID; the foreground outlives the timeout.
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
+        let mut limits = limits();
+        limits.timeout = Duration::from_millis(300);
+        let out = run(
+            &processes,
+            &argv(&["/bin/sh", "-c", &script]),
+            dir.path(),
+            &[],
+            &limits,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.exit, Exit::TimedOut);
+        assert_eq!(out.exit.code(), 124);
+        let child: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            wait_gone(child).await,
+            "the background child survived the timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn output_past_the_bound_is_an_error() {
+        let processes = Processes::default();
+        let err = run(
+            &processes,
+            &argv(&["/bin/sh", "-c", "yes | head -c 100000; sleep 30"]),
+            Path::new("/"),
+            &[],
+            &limits(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ExecError::OutputTooLarge {
+                stream: "stdout",
+                limit: 1024
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn missing_program() {
+        let processes = Processes::default();
+        let err = run(
+            &processes,
+            &argv(&["no-such-program-xyz"]),
+            Path::new("/"),
+            &[],
+            &limits(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ExecError::NotFound(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_after_shutdown() {
+        let processes = Processes::default();
+        processes.shut_down(Signal::TERM);
+        let err = run(&processes, &argv(&["true"]), Path::new("/"), &[], &limits())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExecError::ShuttingDown));
+    }
+}

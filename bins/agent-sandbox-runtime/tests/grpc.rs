@@ -1,0 +1,192 @@
+//! The `process.v1.ProcessService` gRPC service served in-process on 127.0.0.1:0.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_sandbox_runtime::exec::Limits;
+use agent_sandbox_runtime::grpc::ProcessService;
+use agent_sandbox_runtime::grpc::proto::process_service_client::ProcessServiceClient;
+use agent_sandbox_runtime::grpc::proto::{
+    ExecuteRequest, ProcessConfig, SendSignalRequest, Signal, StartRequest, WriteStdinRequest,
+    start_response::Event, write_stdin_request::Data,
+};
+use agent_sandbox_runtime::state::State;
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn start() -> (ProcessServiceClient<Channel>, Arc<State>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        timeout: Duration::from_secs(30),
+        max_output: 64 * 1024,
+        drain_grace: Duration::from_secs(2),
+    };
+    let state = Arc::new(State::new(&dir.path().join("root"), limits, "SANDBOX_").unwrap());
+    std::fs::create_dir_all(dir.path().join("root/sub")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = ProcessService::new(state.clone()).into_server();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .serve_with_incoming(
+                service,
+                tonic::transport::server::TcpIncoming::from(listener),
+            )
+            .await
+            .unwrap()
+    });
+    let client = ProcessServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    (client, state, dir)
+}
+
+fn config(argv: &[&str]) -> Option<ProcessConfig> {
+    Some(ProcessConfig {
+        command: argv.iter().map(|a| (*a).to_owned()).collect(),
+        env_vars: HashMap::new(),
+        cwd: None,
+    })
+}
+
+#[tokio::test]
+async fn execute_runs_to_completion() {
+    let (mut client, state, _dir) = start().await;
+    let mut request =
+        config(&["/bin/sh", "-c", "echo $GREETING; pwd; echo e >&2; exit 4"]).unwrap();
+    request.env_vars.insert("GREETING".into(), "hi".into());
+    request.cwd = Some("sub".into());
+    let answer = client
+        .execute(ExecuteRequest {
+            config: Some(request),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let expected = format!("hi\n{}\n", state.root.path().join("sub").display());
+    assert_eq!(String::from_utf8(answer.stdout).unwrap(), expected);
+    assert_eq!(answer.stderr, b"e\n");
+    assert_eq!(answer.exit_code, 4);
+
+    let missing = client
+        .execute(ExecuteRequest {
+            config: config(&["no-such-program-xyz"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let mut escape = config(&["true"]).unwrap();
+    escape.cwd = Some("../..".into());
+    let refused = client
+        .execute(ExecuteRequest {
+            config: Some(escape),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let empty = client
+        .execute(ExecuteRequest {
+            config: config(&[]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let too_much = client
+        .execute(ExecuteRequest {
+            config: config(&["head", "-c", "200000", "/dev/zero"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_much.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn start_streams_stdin_output_and_exit() {
+    let (mut client, _state, _dir) = start().await;
+    let mut stream = client
+        .start(StartRequest {
+            config: config(&["cat"]),
+            pty: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Event::Init(init)) = stream.message().await.unwrap().unwrap().event else {
+        panic!("the first event must be init")
+    };
+    client
+        .write_stdin(WriteStdinRequest {
+            process_id: init.process_id,
+            data: Some(Data::Input(b"ping\n".to_vec())),
+        })
+        .await
+        .unwrap();
+    let Some(Event::Stdout(out)) = stream.message().await.unwrap().unwrap().event else {
+        panic!("expected stdout")
+    };
+    assert_eq!(out, b"ping\n");
+    client
+        .write_stdin(WriteStdinRequest {
+            process_id: init.process_id,
+            data: Some(Data::Eof(true)),
+        })
+        .await
+        .unwrap();
+    let Some(Event::Exit(exit)) = stream.message().await.unwrap().unwrap().event else {
+        panic!("expected exit")
+    };
+    assert_eq!(exit.exit_code, 0);
+    assert!(stream.message().await.unwrap().is_none());
+
+    let gone = client
+        .send_signal(SendSignalRequest {
+            process_id: init.process_id,
+            signal: Signal::Sigterm as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn signals_reach_the_process_group() {
+    let (mut client, state, _dir) = start().await;
+    let mut stream = client
+        .start(StartRequest {
+            config: config(&["/bin/sh", "-c", "sleep 30 & sleep 30; wait"]),
+            pty: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Event::Init(init)) = stream.message().await.unwrap().unwrap().event else {
+        panic!("the first event must be init")
+    };
+    let bad = client
+        .send_signal(SendSignalRequest {
+            process_id: init.process_id,
+            signal: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    client
+        .send_signal(SendSignalRequest {
+            process_id: init.process_id,
+            signal: Signal::Sigkill as i32,
+        })
+        .await
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Event::Exit(exit)) = stream.message().await.unwrap().unwrap().event {
+                return exit;
+            }
+        }
+    })
+    .await
+    .expect("the whole group died, pipes closed, exit arrived");
+    assert_eq!(exit.exit_code, 128 + 9);
+    assert_eq!(state.processes.live(), 0);
+}
