@@ -30,7 +30,7 @@ use proto::process_service_server::ProcessServiceServer;
 use proto::{
     ExecuteRequest, ExecuteResponse, ExitEvent, InitEvent, ProcessConfig, ResizeTtyRequest,
     ResizeTtyResponse, SendSignalRequest, SendSignalResponse, Signal, StartRequest, StartResponse,
-    WriteStdinRequest, WriteStdinResponse, start_response::Event, write_stdin_request::Data,
+    WriteStdinRequest, WriteStdinResponse, start_response::Event, write_stdin_request::Payload,
 };
 
 /// Size of one output chunk on the stream.
@@ -266,10 +266,9 @@ impl proto::process_service_server::ProcessService for ProcessService {
             .get(&request.process_id)
             .map(|r| r.stdin.clone())
             .ok_or_else(|| Status::not_found(format!("no process {}", request.process_id)))?;
-        let data = match request.data {
-            Some(Data::Input(bytes)) => Some(bytes),
-            Some(Data::Eof(true)) => None,
-            Some(Data::Eof(false)) => return Ok(Response::new(WriteStdinResponse {})),
+        let data = match request.payload {
+            Some(Payload::Input(bytes)) => Some(bytes),
+            Some(Payload::Eof(())) => None,
             None => return Err(Status::invalid_argument("input or eof is required")),
         };
         let (ack_tx, ack_rx) = oneshot::channel();

@@ -9,7 +9,7 @@ use agent_sandbox_runtime::grpc::ProcessService;
 use agent_sandbox_runtime::grpc::proto::process_service_client::ProcessServiceClient;
 use agent_sandbox_runtime::grpc::proto::{
     ExecuteRequest, ProcessConfig, SendSignalRequest, Signal, StartRequest, WriteStdinRequest,
-    start_response::Event, write_stdin_request::Data,
+    start_response::Event, write_stdin_request::Payload,
 };
 use agent_sandbox_runtime::state::State;
 use tonic::Code;
@@ -118,7 +118,7 @@ async fn start_streams_stdin_output_and_exit() {
     client
         .write_stdin(WriteStdinRequest {
             process_id: init.process_id,
-            data: Some(Data::Input(b"ping\n".to_vec())),
+            payload: Some(Payload::Input(b"ping\n".to_vec())),
         })
         .await
         .unwrap();
@@ -129,7 +129,7 @@ async fn start_streams_stdin_output_and_exit() {
     client
         .write_stdin(WriteStdinRequest {
             process_id: init.process_id,
-            data: Some(Data::Eof(true)),
+            payload: Some(Payload::Eof(())),
         })
         .await
         .unwrap();
@@ -189,4 +189,28 @@ async fn signals_reach_the_process_group() {
     .expect("the whole group died, pipes closed, exit arrived");
     assert_eq!(exit.exit_code, 128 + 9);
     assert_eq!(state.processes.live(), 0);
+}
+
+/// The bytes the upstream Python SDK's generated stubs put on the wire for the two messages whose
+/// layout is easiest to get wrong: `eof` is a `google.protobuf.Empty` (field 3, length-delimited,
+/// empty), and signals are sent as their Linux numbers.
+#[test]
+fn wire_layout_matches_the_upstream_stubs() {
+    use prost::Message;
+    let eof = WriteStdinRequest {
+        process_id: 7,
+        payload: Some(Payload::Eof(())),
+    };
+    assert_eq!(eof.encode_to_vec(), [0x08, 7, 0x1a, 0x00]);
+    for (signal, number) in [
+        (Signal::Sigint, 2),
+        (Signal::Sigkill, 9),
+        (Signal::Sigterm, 15),
+    ] {
+        let request = SendSignalRequest {
+            process_id: 7,
+            signal: signal as i32,
+        };
+        assert_eq!(request.encode_to_vec(), [0x08, 7, 0x10, number]);
+    }
 }
