@@ -60,17 +60,11 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> LegacyError {
-    LegacyError(Failure::new(
-        StatusCode::NOT_FOUND,
-        format!("no route {}", uri.path()),
-    ))
+    LegacyError(Failure::no_route(&uri))
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> LegacyError {
-    LegacyError(Failure::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method} is not allowed on {}", uri.path()),
-    ))
+    LegacyError(Failure::method_not_allowed(&method, &uri))
 }
 
 async fn health(Shared(state): Shared<Arc<State>>) -> Response {

@@ -70,6 +70,19 @@ impl Failure {
         }
     }
 
+    /// 404 for a path no route serves.
+    pub fn no_route(uri: &axum::http::Uri) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("no route {}", uri.path()))
+    }
+
+    /// 405 for a method a route does not serve.
+    pub fn method_not_allowed(method: &axum::http::Method, uri: &axum::http::Uri) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {}", uri.path()),
+        )
+    }
+
     /// 400 `INVALID_ARGUMENT`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)

@@ -8,8 +8,8 @@ use agent_sandbox_runtime::exec::Limits;
 use agent_sandbox_runtime::grpc::ProcessService;
 use agent_sandbox_runtime::grpc::proto::process_service_client::ProcessServiceClient;
 use agent_sandbox_runtime::grpc::proto::{
-    ExecuteRequest, ProcessConfig, SendSignalRequest, Signal, StartRequest, WriteStdinRequest,
-    start_response::Event, write_stdin_request::Payload,
+    ExecuteRequest, InitEvent, ProcessConfig, SendSignalRequest, Signal, StartRequest,
+    StartResponse, WriteStdinRequest, start_response::Event, write_stdin_request::Payload,
 };
 use agent_sandbox_runtime::state::State;
 use tonic::Code;
@@ -101,12 +101,14 @@ async fn execute_runs_to_completion() {
     assert_eq!(too_much.code(), Code::ResourceExhausted);
 }
 
-#[tokio::test]
-async fn start_streams_stdin_output_and_exit() {
-    let (mut client, _state, _dir) = start().await;
+/// Starts `command` and reads the stream's first event, which must be init.
+async fn start_process(
+    client: &mut ProcessServiceClient<Channel>,
+    command: &[&str],
+) -> (tonic::Streaming<StartResponse>, InitEvent) {
     let mut stream = client
         .start(StartRequest {
-            config: config(&["cat"]),
+            config: config(command),
             pty: None,
         })
         .await
@@ -115,6 +117,13 @@ async fn start_streams_stdin_output_and_exit() {
     let Some(Event::Init(init)) = stream.message().await.unwrap().unwrap().event else {
         panic!("the first event must be init")
     };
+    (stream, init)
+}
+
+#[tokio::test]
+async fn start_streams_stdin_output_and_exit() {
+    let (mut client, _state, _dir) = start().await;
+    let (mut stream, init) = start_process(&mut client, &["cat"]).await;
     client
         .write_stdin(WriteStdinRequest {
             process_id: init.process_id,
@@ -152,17 +161,8 @@ async fn start_streams_stdin_output_and_exit() {
 #[tokio::test]
 async fn signals_reach_the_process_group() {
     let (mut client, state, _dir) = start().await;
-    let mut stream = client
-        .start(StartRequest {
-            config: config(&["/bin/sh", "-c", "sleep 30 & sleep 30; wait"]),
-            pty: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(Event::Init(init)) = stream.message().await.unwrap().unwrap().event else {
-        panic!("the first event must be init")
-    };
+    let (mut stream, init) =
+        start_process(&mut client, &["/bin/sh", "-c", "sleep 30 & sleep 30; wait"]).await;
     let bad = client
         .send_signal(SendSignalRequest {
             process_id: init.process_id,

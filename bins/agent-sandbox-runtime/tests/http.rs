@@ -130,6 +130,18 @@ async fn execute(d: &Daemon, body: Value) -> Answer {
     .await
 }
 
+/// Sends `content` as the multipart form part `file` named `filename`, as the SDK's upload does.
+async fn send_form(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    filename: &str,
+    content: &[u8],
+) -> Answer {
+    let (content_type, body) = multipart(filename, content);
+    call(addr, method, path, &[("content-type", &content_type)], body).await
+}
+
 fn multipart(filename: &str, content: &[u8]) -> (String, Vec<u8>) {
     let boundary = "----agent-sandbox-test-boundary";
     let mut body = format!(
@@ -264,13 +276,12 @@ async fn legacy_execute_matches_the_shell() {
 async fn legacy_files() {
     let d = Daemon::start().await;
     let content: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
-    let (content_type, body) = multipart("dir/sub/data.bin", &content);
-    let uploaded = call(
+    let uploaded = send_form(
         d.legacy,
         Method::POST,
         "/upload",
-        &[("content-type", &content_type)],
-        body,
+        "dir/sub/data.bin",
+        &content,
     )
     .await;
     assert_eq!(uploaded.status, StatusCode::OK, "{:?}", uploaded.body);
@@ -322,13 +333,12 @@ async fn legacy_path_escapes_are_refused() {
     std::fs::write(d.outside().join("secret"), "s").unwrap();
     std::os::unix::fs::symlink(d.outside(), d.root().join("link")).unwrap();
 
-    let (content_type, body) = multipart("../outside/planted", b"x");
-    let answer = call(
+    let answer = send_form(
         d.legacy,
         Method::POST,
         "/upload",
-        &[("content-type", &content_type)],
-        body,
+        "../outside/planted",
+        b"x",
     )
     .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
@@ -338,15 +348,7 @@ async fn legacy_path_escapes_are_refused() {
             .unwrap()
             .contains("outside")
     );
-    let (content_type, body) = multipart("link/planted", b"x");
-    let answer = call(
-        d.legacy,
-        Method::POST,
-        "/upload",
-        &[("content-type", &content_type)],
-        body,
-    )
-    .await;
+    let answer = send_form(d.legacy, Method::POST, "/upload", "link/planted", b"x").await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(!d.outside().join("planted").exists());
 
@@ -443,13 +445,12 @@ async fn rest_files() {
     .await;
     assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
 
-    let (content_type, body) = multipart("ignored", b"from a form");
-    let put = call(
+    let put = send_form(
         d.rest,
         Method::PUT,
         "/v1/files/a/form.txt",
-        &[("content-type", &content_type)],
-        body,
+        "ignored",
+        b"from a form",
     )
     .await;
     assert_eq!(put.status, StatusCode::NO_CONTENT);
