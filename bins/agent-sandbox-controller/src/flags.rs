@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agent_sandbox_kube::extensions::ExtensionSettings;
-use agent_sandbox_kube::webhook::WebhookSettings;
 use agent_sandbox_kube::{LeaderElection, Settings};
 use agent_sandbox_warmpool::member::MemberConfig;
 use agent_sandbox_warmpool::pool::Config as PoolConfig;
+use agent_sandbox_webhook::WebhookSettings;
 use anyhow::{Context as _, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use garde::Validate;
@@ -249,9 +249,9 @@ fn dns_label(value: &str, _: &()) -> garde::Result {
 
 fn https_url(value: &Option<String>, _: &()) -> garde::Result {
     match value {
-        Some(url) if agent_sandbox_kube::webhook::url_host(url).is_none() => Err(
-            garde::Error::new(format!("{url:?} is not an https:// URL with a host")),
-        ),
+        Some(url) if agent_sandbox_webhook::url_host(url).is_none() => Err(garde::Error::new(
+            format!("{url:?} is not an https:// URL with a host"),
+        )),
         _ => Ok(()),
     }
 }
@@ -367,21 +367,25 @@ impl Flags {
             health_address: address(&self.health_probe_bind_address, "health-probe-bind-address")?,
             leader_election,
             identity: identity(),
-            webhook: self.enable_webhook.then(|| WebhookSettings {
-                address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.webhook_port),
-                cert_dir: self.webhook_cert_dir.clone(),
-                cert_name: self.webhook_cert_name.clone(),
-                key_name: self.webhook_key_name.clone(),
-                service_name: self.webhook_service_name.clone(),
-                namespace: self.webhook_namespace.clone(),
-                cluster_domain: self.cluster_domain.clone(),
-                manage_certs: self.manage_webhook_certs,
-                url: self.webhook_url.clone(),
-            }),
             extensions: self
                 .extensions
                 .then(|| self.extension_settings())
                 .transpose()?,
+        })
+    }
+
+    /// The conversion webhook's settings; `None` with `--enable-webhook=false`.
+    pub fn webhook(&self) -> Option<WebhookSettings> {
+        self.enable_webhook.then(|| WebhookSettings {
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.webhook_port),
+            cert_dir: self.webhook_cert_dir.clone(),
+            cert_name: self.webhook_cert_name.clone(),
+            key_name: self.webhook_key_name.clone(),
+            service_name: self.webhook_service_name.clone(),
+            namespace: self.webhook_namespace.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            manage_certs: self.manage_webhook_certs,
+            url: self.webhook_url.clone(),
         })
     }
 
@@ -559,13 +563,13 @@ mod tests {
     #[test]
     fn the_webhook_can_be_switched_off_or_run_in_local_mode() {
         let off = parse(&["--leader-elect=false", "--enable-webhook=false"]);
-        assert!(off.settings().is_ok_and(|s| s.webhook.is_none()));
+        assert!(off.settings().is_ok_and(|_| off.webhook().is_none()));
         let local = parse(&[
             "--leader-elect=false",
             "--webhook-port=19443",
             "--webhook-url=https://127.0.0.1:19443/convert",
         ]);
-        let webhook = local.settings().map(|s| s.webhook);
+        let webhook = local.settings().map(|_| local.webhook());
         assert!(
             webhook.as_ref().is_ok_and(|w| w.as_ref().is_some_and(|w| {
                 w.address.port() == 19443

@@ -75,9 +75,37 @@ async fn run() -> anyhow::Result<()> {
         leader_election = settings.leader_election.is_some(),
         "starting agent-sandbox-controller"
     );
-    agent_sandbox_kube::run(client, settings, agent_sandbox_kube::shutdown_signal())
-        .await
-        .context("controller stopped with an error")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            agent_sandbox_kube::shutdown_signal().await;
+            let _ = stop.send(true);
+        }
+    };
+    tokio::spawn(shutdown);
+    // Every replica serves conversions, leader or not: the API server may call any of them.
+    let webhook = match flags.webhook() {
+        Some(webhook) => Some(
+            agent_sandbox_webhook::start(&client, &webhook, until(stopped.clone()))
+                .await
+                .context("conversion webhook")?
+                .1,
+        ),
+        None => None,
+    };
+    let result = agent_sandbox_kube::run(client, settings, until(stopped)).await;
+    // The controllers are done (shut down, or leadership lost): the webhook stops with them.
+    let _ = stop.send(true);
+    if let Some(webhook) = webhook {
+        let _ = webhook.await;
+    }
+    result.context("controller stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Completes once `stop` says so (or its sender is gone).
+async fn until(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }

@@ -19,7 +19,6 @@ pub mod sandbox_controller;
 pub mod shared;
 pub mod template_controller;
 pub mod warmpool_controller;
-pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,9 +53,6 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// The conversion webhook could not start.
-    #[error("conversion webhook: {0}")]
-    Webhook(#[from] webhook::WebhookError),
     /// Leadership was lost; the process must stop.
     #[error(transparent)]
     LeadershipLost(#[from] leader::LeadershipLost),
@@ -88,8 +84,6 @@ pub struct Settings {
     pub leader_election: Option<LeaderElection>,
     /// This replica's identity (lease holder, event reporting instance).
     pub identity: String,
-    /// `None` runs without the conversion webhook.
-    pub webhook: Option<webhook::WebhookSettings>,
     /// `None` runs the Sandbox controller only; `Some` adds the SandboxTemplate, SandboxWarmPool and
     /// SandboxClaim controllers.
     pub extensions: Option<ExtensionSettings>,
@@ -167,25 +161,6 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    // Every replica serves conversions, leader or not: the API server may call any of them.
-    let webhook_server = match &settings.webhook {
-        Some(webhook) => {
-            let (_, server) = webhook::start(&client, webhook, stopped(stop_rx.clone())).await?;
-            Some(server)
-        }
-        None => None,
-    };
-    // A shutdown that arrived while the webhook was starting (Secret, CRD patch) ends the process
-    // here: the Sandbox controller, once started, would first wait for its caches.
-    if *stop_rx.borrow() {
-        let _ = metrics_server.await;
-        let _ = health_server.await;
-        if let Some(server) = webhook_server {
-            let _ = server.await;
-        }
-        return Ok(());
-    }
-
     let (lost_tx, lost_rx) = watch::channel(false);
     // The lease is released only after the controller stopped, so a standby never acts while
     // this replica still finishes in-flight passes.
@@ -209,9 +184,6 @@ pub async fn run(
             _ = stop.wait_for(|stop| *stop) => {
                 let _ = metrics_server.await;
                 let _ = health_server.await;
-                if let Some(server) = webhook_server {
-                    let _ = server.await;
-                }
                 return Ok(());
             }
         }
@@ -314,8 +286,5 @@ pub async fn run(
     };
     let _ = metrics_server.await;
     let _ = health_server.await;
-    if let Some(server) = webhook_server {
-        let _ = server.await;
-    }
     held.map_err(Error::from)
 }

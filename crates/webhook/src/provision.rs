@@ -13,8 +13,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::certs::{self, CertBundle, ServingNames};
-use super::{CONVERT_PATH, WebhookError};
+use crate::certs::{self, CertBundle, ServingNames};
+use crate::error::WebhookError;
+use agent_sandbox_api::keys::webhook::CONVERT_PATH;
 
 /// The Secret holding the self-managed certificates, in the webhook namespace.
 pub const SECRET_NAME: &str = "agent-sandbox-webhook-certs";

@@ -17,8 +17,8 @@ use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::certs::{self, CertError};
-use super::review;
+use crate::certs::{self, CertError};
+use crate::review;
 
 /// How often the certificate files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
@@ -238,7 +238,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::webhook::certs::{CertBundle, ServingNames, generate};
+    use crate::certs::{CertBundle, ServingNames, generate};
 
     struct Served {
         address: SocketAddr,
