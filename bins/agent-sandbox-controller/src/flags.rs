@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_sandbox_kube::extensions::ExtensionSettings;
+use agent_sandbox_api::validate::ValidationContext;
+use agent_sandbox_kube::ExtensionSettings;
 use agent_sandbox_kube::{LeaderElection, Settings};
 use agent_sandbox_warmpool::member::MemberConfig;
 use agent_sandbox_warmpool::pool::Config as PoolConfig;
@@ -14,6 +15,10 @@ use anyhow::{Context as _, bail};
 use clap::{ArgAction, Parser, ValueEnum};
 use garde::Validate;
 use k8s_openapi::jiff::SignedDuration;
+
+/// Where an operator may list extra label domains claims may put on Pods (one per line or
+/// comma-separated; mounted from a ConfigMap).
+const ALLOWED_LABEL_DOMAINS_FILE: &str = "/etc/sandbox-config/allowed-label-domains";
 
 /// Where the in-cluster namespace of the controller's Pod is mounted.
 const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -419,6 +424,10 @@ impl Flags {
             },
             claim_events: !self.disable_claim_events,
             claim_observability_annotations: !self.disable_claim_observability_annotations,
+            claim_validation: ValidationContext::from_allowed_domains(
+                // A missing file means the default allow-list, as upstream.
+                &std::fs::read_to_string(ALLOWED_LABEL_DOMAINS_FILE).unwrap_or_default(),
+            ),
         })
     }
 
