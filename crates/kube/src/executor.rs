@@ -2,7 +2,8 @@
 //! the plan carries (UID on patches and deletes, resourceVersion on replaces).
 
 use agent_sandbox_api::v1beta1::Sandbox;
-use agent_sandbox_core::sandbox::{Action, FIELD_MANAGER, Failure};
+use agent_sandbox_core::ownership::FIELD_MANAGER;
+use agent_sandbox_core::sandbox::{Action, Failure};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Client, Resource};

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use agent_sandbox_api::keys::EXTENSIONS_GROUP;
 use agent_sandbox_api::v1beta1::SandboxTemplate;
-use agent_sandbox_core::ownership::controller_of;
-use agent_sandbox_core::sandbox::{Event, EventType, FIELD_MANAGER};
+use agent_sandbox_core::events::{Event, EventType};
+use agent_sandbox_core::ownership::{FIELD_MANAGER, controller_of};
 use agent_sandbox_core::template::{Action, Observed, network_policy_name, plan};
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
@@ -115,10 +115,7 @@ impl TemplateController {
 pub fn templates_of(policy: &NetworkPolicy) -> Vec<ObjectRef<SandboxTemplate>> {
     let namespace = policy.namespace().unwrap_or_default();
     let mut names = Vec::new();
-    if let Some(owner) = controller_of(&policy.metadata)
-        && owner.kind == "SandboxTemplate"
-        && owner.api_version.split('/').next() == Some(EXTENSIONS_GROUP)
-    {
+    if let Some(owner) = controller_of(&policy.metadata, EXTENSIONS_GROUP, "SandboxTemplate") {
         names.push(owner.name.clone());
     }
     if let Some(template) = policy.name_any().strip_suffix(POLICY_SUFFIX)

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use agent_sandbox_api::hash::name_hash;
-use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
+use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxTemplate, SandboxWarmPool};
-use agent_sandbox_core::ownership::controller_of;
+use agent_sandbox_core::ownership::controlling_pool;
 use agent_sandbox_warmpool::Timestamp;
 use agent_sandbox_warmpool::expectations::Expectations;
 use agent_sandbox_warmpool::pool::{Config, Member, Memory, Observed, plan};
@@ -74,12 +74,11 @@ pub fn pool_key(pool: &ObjectRef<SandboxWarmPool>) -> String {
     )
 }
 
-/// The pool controlling `sandbox` (a SandboxWarmPool of the extensions group, any version).
-pub fn controlling_pool(sandbox: &Sandbox) -> Option<ObjectRef<SandboxWarmPool>> {
-    let owner = controller_of(&sandbox.metadata)?;
-    let group = owner.api_version.split('/').next()?;
-    (owner.kind == "SandboxWarmPool" && group == EXTENSIONS_GROUP)
-        .then(|| ObjectRef::new(&owner.name).within(&sandbox.namespace().unwrap_or_default()))
+/// The pool controlling `sandbox` (a SandboxWarmPool of the extensions group, any version), as a
+/// reference to queue.
+pub fn pool_ref(sandbox: &Sandbox) -> Option<ObjectRef<SandboxWarmPool>> {
+    controlling_pool(sandbox)
+        .map(|name| ObjectRef::new(name).within(&sandbox.namespace().unwrap_or_default()))
 }
 
 impl State {
@@ -89,7 +88,7 @@ impl State {
     fn observe_sandbox(&self, change: &Change<Sandbox>) -> Vec<ObjectRef<SandboxWarmPool>> {
         let sandbox = change.object();
         let uid = sandbox.uid().unwrap_or_default();
-        let owner = controlling_pool(sandbox);
+        let owner = pool_ref(sandbox);
         let (Ok(mut members), Ok(mut expectations)) =
             (self.members.lock(), self.expectations.lock())
         else {

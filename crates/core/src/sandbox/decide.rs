@@ -13,10 +13,11 @@ use serde_json::{Value, json};
 
 use super::conditions::{Inputs, compute};
 use super::expiry::{Expiry, check};
-use super::plan::{Action, Config, Event, EventType, Failure, Observed, Outcome, Target};
+use super::plan::{Action, Config, Failure, Observed, Outcome, Target};
 use super::status::{expired_status, patch_if_changed};
 use super::{pod, pvc, service};
 use crate::conditions::{self as condition_list, Desired};
+use crate::events::{Event, EventType};
 use agent_sandbox_api::validate::{self, ValidationContext};
 
 use crate::ownership::{Ownership, describe, may_adopt, ownership};

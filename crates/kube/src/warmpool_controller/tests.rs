@@ -1,5 +1,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use agent_sandbox_api::keys::EXTENSIONS_GROUP;
 use agent_sandbox_warmpool::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -115,13 +116,10 @@ fn a_deleted_member_is_observed_and_a_claimed_one_wakes_its_old_pool() {
 #[test]
 fn only_extension_pools_control_members() {
     assert_eq!(
-        controlling_pool(&sandbox("a", Some(("SandboxWarmPool", "p")))),
+        pool_ref(&sandbox("a", Some(("SandboxWarmPool", "p")))),
         Some(pool("p"))
     );
-    assert_eq!(
-        controlling_pool(&sandbox("a", Some(("SandboxClaim", "p")))),
-        None
-    );
+    assert_eq!(pool_ref(&sandbox("a", Some(("SandboxClaim", "p")))), None);
     let mut foreign = sandbox("a", Some(("SandboxWarmPool", "p")))
         .as_ref()
         .clone();
@@ -133,7 +131,7 @@ fn only_extension_pools_control_members() {
     {
         owner.api_version = "example.com/v1".into();
     }
-    assert_eq!(controlling_pool(&foreign), None);
+    assert_eq!(pool_ref(&foreign), None);
 }
 
 #[test]

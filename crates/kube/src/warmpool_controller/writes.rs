@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxWarmPool, SandboxWarmPoolStatus};
-use agent_sandbox_core::sandbox::FIELD_MANAGER;
+use agent_sandbox_core::ownership::FIELD_MANAGER;
 use agent_sandbox_warmpool::member::slow_start_batches;
 use agent_sandbox_warmpool::pool::Action;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
