@@ -4,7 +4,7 @@ use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate};
 
-use super::metadata::merge_no_override;
+use super::metadata::{merge_no_override, trace_context};
 use crate::ownership::{any_controller, controller_reference, controlling_pool};
 
 fn label<'a>(sandbox: &'a Sandbox, key: &str) -> Option<&'a str> {
@@ -110,7 +110,7 @@ pub fn complete(
         .annotations
         .get_or_insert_with(Default::default);
     sandbox_annotations.insert(annotations::POD_NAME.to_owned(), name);
-    if let Some(trace) = super::trace_context(claim) {
+    if let Some(trace) = trace_context(claim) {
         sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
     }
 

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, PodSpec
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
+use super::owner::owner_reference;
 use crate::ownership::{any_controller, api_group, controlling_pool};
 
 /// The values of `created-by` kept on Pods; anything else becomes `unknown`.
@@ -152,7 +153,7 @@ pub fn build(sandbox: &Sandbox, name_hash: &str) -> Pod {
             namespace: sandbox.metadata.namespace.clone(),
             labels: Some(pod_labels),
             annotations: (!pod_annotations.is_empty()).then_some(pod_annotations),
-            owner_references: Some(vec![super::owner_reference(sandbox)]),
+            owner_references: Some(vec![owner_reference(sandbox)]),
             ..ObjectMeta::default()
         },
         spec: Some(pod_spec(sandbox, &name)),

@@ -1,11 +1,21 @@
 //! Which status to write, and the merge patch that writes it.
 
+use agent_sandbox_api::conditions::{sandbox as reason, types};
 use agent_sandbox_api::v1beta1::SandboxStatus;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::decide::expired_condition;
-use crate::conditions as condition_list;
+use crate::conditions::{self as condition_list, Desired};
+
+/// Ready=False/SandboxExpired.
+pub(super) fn expired_condition() -> Desired {
+    Desired::new(
+        types::READY,
+        "False",
+        reason::SANDBOX_EXPIRED,
+        "Sandbox has expired",
+    )
+}
 
 /// The status of an expired, retained Sandbox: its conditions only, with Ready=False/SandboxExpired.
 pub fn expired_status(
