@@ -1,5 +1,8 @@
-//! `metav1.Condition` list updates with apimachinery's `SetStatusCondition` semantics.
+//! `metav1.Condition` list updates with apimachinery's `SetStatusCondition` semantics, and the one
+//! reading of them every controller shares: whether a Sandbox is Ready.
 
+use agent_sandbox_api::conditions::types;
+use agent_sandbox_api::v1beta1::Sandbox;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -70,6 +73,19 @@ pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
 /// The condition of `type_`, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// True when `conditions` hold `Ready=True`.
+pub fn is_ready(conditions: &[Condition]) -> bool {
+    find(conditions, types::READY).is_some_and(|c| c.status == "True")
+}
+
+/// True when the Sandbox's status says `Ready=True`.
+pub fn sandbox_is_ready(sandbox: &Sandbox) -> bool {
+    sandbox
+        .status
+        .as_ref()
+        .is_some_and(|s| is_ready(&s.conditions))
 }
 
 #[cfg(test)]

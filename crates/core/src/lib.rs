@@ -6,6 +6,7 @@
 
 pub mod claim;
 pub mod conditions;
+pub mod events;
 pub mod ownership;
 pub mod sandbox;
 pub mod template;

@@ -1,9 +1,15 @@
-//! Who controls a child object, and whether an unowned one may be adopted.
+//! Who controls an object and who writes it: the field manager of every controller, controller
+//! references by kind, and whether an unowned child may be adopted.
 
 use std::collections::BTreeMap;
 
-use agent_sandbox_api::keys::labels;
+use agent_sandbox_api::keys::{EXTENSIONS_GROUP, labels};
+use agent_sandbox_api::v1beta1::Sandbox;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+/// Field manager of every object the controllers create or patch (one name, so server-side field
+/// ownership does not change hands between controllers).
+pub const FIELD_MANAGER: &str = "sandbox-controller";
 
 /// The controller of a child object, judged by owner UID (the kind is not checked).
 #[derive(Clone, Debug, PartialEq)]
@@ -16,17 +22,38 @@ pub enum Ownership<'a> {
     Other(&'a OwnerReference),
 }
 
-/// The controller reference of `meta`, if any.
-pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+/// The controller reference of `meta`, whatever its kind.
+pub fn any_controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references
         .iter()
         .flatten()
         .find(|r| r.controller == Some(true))
 }
 
+/// The part of the reference's `apiVersion` before the `/`: its API group (for every group but the
+/// core one, which has no `/`).
+pub fn api_group(reference: &OwnerReference) -> &str {
+    reference.api_version.split('/').next().unwrap_or_default()
+}
+
+/// The controller reference of `meta`, if it names kind `kind` in API group `group` (any version:
+/// references written by older controllers name the deprecated one).
+pub fn controller_of<'a>(
+    meta: &'a ObjectMeta,
+    group: &str,
+    kind: &str,
+) -> Option<&'a OwnerReference> {
+    any_controller(meta).filter(|r| r.kind == kind && api_group(r) == group)
+}
+
+/// The name of the SandboxWarmPool controlling `sandbox`.
+pub fn controlling_pool(sandbox: &Sandbox) -> Option<&str> {
+    controller_of(&sandbox.metadata, EXTENSIONS_GROUP, "SandboxWarmPool").map(|r| r.name.as_str())
+}
+
 /// Classifies `meta` relative to the owner with `owner_uid`.
 pub fn ownership<'a>(meta: &'a ObjectMeta, owner_uid: &str) -> Ownership<'a> {
-    match controller_of(meta) {
+    match any_controller(meta) {
         None => Ownership::Unowned,
         Some(reference) if reference.uid == owner_uid => Ownership::Owned,
         Some(reference) => Ownership::Other(reference),
@@ -113,9 +140,37 @@ mod tests {
     }
 
     #[test]
+    fn controller_of_matches_group_and_kind_in_any_version() {
+        let owned_by = |api_version: &str, kind: &str, controller: bool| ObjectMeta {
+            owner_references: Some(vec![OwnerReference {
+                api_version: api_version.into(),
+                kind: kind.into(),
+                name: "p".into(),
+                controller: Some(controller),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        };
+        for version in ["v1alpha1", "v1beta1"] {
+            let meta = owned_by(
+                &format!("{EXTENSIONS_GROUP}/{version}"),
+                "SandboxWarmPool",
+                true,
+            );
+            assert!(controller_of(&meta, EXTENSIONS_GROUP, "SandboxWarmPool").is_some());
+        }
+        let meta = owned_by("apps/v1", "SandboxWarmPool", true);
+        assert!(controller_of(&meta, EXTENSIONS_GROUP, "SandboxWarmPool").is_none());
+        let meta = owned_by("extensions.agents.x-k8s.io/v1", "SandboxClaim", true);
+        assert!(controller_of(&meta, EXTENSIONS_GROUP, "SandboxWarmPool").is_none());
+        let meta = owned_by("extensions.agents.x-k8s.io/v1", "SandboxWarmPool", false);
+        assert!(controller_of(&meta, EXTENSIONS_GROUP, "SandboxWarmPool").is_none());
+    }
+
+    #[test]
     fn foreign_controllers_are_described_by_kind_name_and_uid() {
         let meta = with_owner("u9", true);
-        let reference = controller_of(&meta).expect("has a controller");
+        let reference = any_controller(&meta).expect("has a controller");
         assert_eq!(describe(reference), "Deployment/d (UID: u9)");
     }
 }

@@ -3,16 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-/// A queued warm Sandbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    /// Its namespace.
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
-    /// The node its Pod runs on, once known.
-    pub node_name: String,
-}
+use agent_sandbox_core::claim::api::Candidate;
 
 /// Queues keyed by `<namespace>/<pool>`.
 #[derive(Clone, Debug, Default)]
@@ -24,19 +15,16 @@ impl AdoptionQueue {
     /// Appends a candidate, or updates its node in place if it is already queued.
     pub fn add(&mut self, pool: &str, candidate: Candidate) {
         let queue = self.pools.entry(pool.to_owned()).or_default();
-        match queue
-            .iter_mut()
-            .find(|c| c.namespace == candidate.namespace && c.name == candidate.name)
-        {
+        match queue.iter_mut().find(|c| c.name == candidate.name) {
             Some(existing) => existing.node_name = candidate.node_name,
             None => queue.push_back(candidate),
         }
     }
 
     /// Removes a candidate (it was deleted or adopted elsewhere).
-    pub fn remove(&mut self, pool: &str, namespace: &str, name: &str) {
+    pub fn remove(&mut self, pool: &str, name: &str) {
         if let Some(queue) = self.pools.get_mut(pool) {
-            queue.retain(|c| !(c.namespace == namespace && c.name == name));
+            queue.retain(|c| c.name != name);
         }
     }
 
@@ -87,7 +75,6 @@ mod tests {
 
     fn c(name: &str, node: &str) -> Candidate {
         Candidate {
-            namespace: "ns".into(),
             name: name.into(),
             node_name: node.into(),
         }
@@ -123,7 +110,7 @@ mod tests {
         let mut q = AdoptionQueue::default();
         q.add("ns/p", c("a", ""));
         q.add("ns/q", c("b", ""));
-        q.remove("ns/p", "ns", "a");
+        q.remove("ns/p", "a");
         assert!(q.is_empty("ns/p"));
         assert_eq!(q.len("ns/q"), 1);
         q.remove_pool("ns/q");

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use agent_sandbox_warmpool::queue::{AdoptionQueue, Candidate};
+use agent_sandbox_core::claim::api::Candidate;
+use agent_sandbox_warmpool::queue::AdoptionQueue;
 use proptest::prelude::*;
 
 const POOLS: [&str; 2] = ["ns/a", "ns/b"];
@@ -31,7 +32,6 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn candidate(sandbox: u8, node: u8) -> Candidate {
     Candidate {
-        namespace: "ns".into(),
         name: format!("sb-{sandbox}"),
         node_name: if node == 0 {
             String::new()
@@ -65,7 +65,7 @@ proptest! {
                 Op::Remove(p, s) => {
                     let name = candidate(s, 0).name;
                     queued.entry(POOLS[p]).or_default().retain(|c| c.name != name);
-                    queue.remove(POOLS[p], "ns", &name);
+                    queue.remove(POOLS[p], &name);
                 }
                 Op::Pop(p) => {
                     let pool = POOLS[p];

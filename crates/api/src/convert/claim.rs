@@ -1,6 +1,7 @@
 //! SandboxClaim: v1alpha1 names a template and a `warmpool` policy, v1beta1 names a pool.
 
-use super::{ConversionError, Spoke, read_snapshot, snapshot, with_annotation};
+use super::metadata::{read_snapshot, snapshot, with_annotation};
+use super::spoke::{ConversionError, Spoke};
 use crate::common::LocalObjectReference;
 use crate::keys::annotations::V1ALPHA1_SANDBOXCLAIM_STATE as SNAPSHOT;
 use crate::v1alpha1::WarmPoolPolicy;

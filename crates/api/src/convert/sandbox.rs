@@ -1,6 +1,7 @@
 //! Sandbox: `replicas` 0/1 ⇄ `operatingMode`; `status.replicas` is synthesised, `status.nodeName` dropped.
 
-use super::{ConversionError, Spoke, read_snapshot, snapshot, with_annotation};
+use super::metadata::{read_snapshot, snapshot, with_annotation};
+use super::spoke::{ConversionError, Spoke};
 use crate::keys::annotations::V1ALPHA1_SANDBOX_STATE as SNAPSHOT;
 use crate::v1beta1::{Lifecycle, SandboxBlueprint, SandboxOperatingMode};
 use crate::{v1alpha1, v1beta1};

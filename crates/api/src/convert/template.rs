@@ -1,6 +1,7 @@
 //! SandboxTemplate: v1beta1's `volumeClaimTemplatesPolicy` travels through v1alpha1 in an annotation.
 
-use super::{ConversionError, Spoke, object_name, with_annotation};
+use super::metadata::{object_name, with_annotation};
+use super::spoke::{ConversionError, Spoke};
 use crate::keys::annotations::{
     V1ALPHA1_SANDBOXTEMPLATE_STATE as SNAPSHOT, V1BETA1_VOLUME_CLAIM_TEMPLATES_POLICY as POLICY,
 };

@@ -1,6 +1,7 @@
 //! SandboxWarmPool: `replicas` is required in v1alpha1 and optional (default 1) in v1beta1.
 
-use super::{ConversionError, Spoke, with_annotation};
+use super::metadata::with_annotation;
+use super::spoke::{ConversionError, Spoke};
 use crate::keys::annotations::V1ALPHA1_SANDBOXWARMPOOL_STATE as SNAPSHOT;
 use crate::{v1alpha1, v1beta1};
 

@@ -4,7 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::SandboxBlueprint;
+use super::sandbox::SandboxBlueprint;
 use crate::extensions::{EnvVarsInjectionPolicy, NetworkPolicyManagement, NetworkPolicySpec};
 
 /// Whether a claim may bring its own volume claim templates.

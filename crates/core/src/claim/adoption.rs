@@ -1,11 +1,11 @@
 //! Warm adoption: whether a pool Sandbox may be taken by a claim, and what it looks like once taken.
 
 use agent_sandbox_api::hash::name_hash;
-use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
+use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate};
 
-use super::metadata::merge_no_override;
-use crate::ownership::{controller_of, controller_reference};
+use super::metadata::{merge_no_override, trace_context};
+use crate::ownership::{any_controller, controller_reference, controlling_pool};
 
 fn label<'a>(sandbox: &'a Sandbox, key: &str) -> Option<&'a str> {
     sandbox
@@ -15,14 +15,6 @@ fn label<'a>(sandbox: &'a Sandbox, key: &str) -> Option<&'a str> {
         .get(key)
         .map(String::as_str)
         .filter(|v| !v.is_empty())
-}
-
-/// The name of the SandboxWarmPool controlling `sandbox` (matched by group and kind, any version).
-pub fn controlling_pool(sandbox: &Sandbox) -> Option<&str> {
-    let owner = controller_of(&sandbox.metadata)?;
-    (owner.api_version.split('/').next() == Some(EXTENSIONS_GROUP)
-        && owner.kind == "SandboxWarmPool")
-        .then_some(owner.name.as_str())
 }
 
 /// Checks that `sandbox` is an unclaimed member of the claim's pool; the error says why not.
@@ -49,7 +41,7 @@ pub fn verify_candidate(sandbox: &Sandbox, claim: &SandboxClaim) -> Result<(), S
         ));
     }
     match controlling_pool(sandbox) {
-        None if controller_of(&sandbox.metadata).is_none() => {
+        None if any_controller(&sandbox.metadata).is_none() => {
             Err(format!("sandbox {name:?} is unowned"))
         }
         None => Err(format!("sandbox {name:?} is not managed by a warm pool")),
@@ -118,7 +110,7 @@ pub fn complete(
         .annotations
         .get_or_insert_with(Default::default);
     sandbox_annotations.insert(annotations::POD_NAME.to_owned(), name);
-    if let Some(trace) = super::trace_context(claim) {
+    if let Some(trace) = trace_context(claim) {
         sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
     }
 

@@ -26,10 +26,11 @@ pub enum ApiError {
     Other(String),
 }
 
-/// A warm Sandbox waiting in a pool's adoption queue.
+/// A warm Sandbox waiting in a pool's adoption queue. The queue is per pool, and a pool's members
+/// share its namespace, so the name alone identifies the Sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Queued {
-    /// The Sandbox's name (in the claim's namespace).
+pub struct Candidate {
+    /// The Sandbox's name (in the pool's namespace).
     pub name: String,
     /// The node its Pod runs on, once known.
     pub node_name: String,
@@ -45,9 +46,9 @@ pub trait ClaimApi {
     /// The cached SandboxTemplate of that name.
     fn cached_template(&self, name: &str) -> Option<SandboxTemplate>;
     /// Takes the node-spread choice out of the pool's adoption queue.
-    fn pop_candidate(&self, pool: &str) -> Option<Queued>;
+    fn pop_candidate(&self, pool: &str) -> Option<Candidate>;
     /// Puts a candidate back at the tail of the pool's adoption queue.
-    fn push_candidate(&self, pool: &str, candidate: Queued);
+    fn push_candidate(&self, pool: &str, candidate: Candidate);
     /// True when a warm Sandbox was built from an older blueprint than the template's (hash label
     /// mismatch and a semantically different blueprint).
     fn outdated(&self, template: &SandboxTemplate, sandbox: &Sandbox) -> bool;

@@ -1,8 +1,20 @@
-//! Merging a claim's `additionalPodMetadata` into template pod metadata without overriding anything.
+//! The claim metadata its Sandbox inherits: `additionalPodMetadata` merged into template pod metadata
+//! without overriding anything, and the trace headers.
 
 use std::collections::BTreeMap;
 
 use agent_sandbox_api::common::PodMetadata;
+use agent_sandbox_api::keys::annotations;
+use agent_sandbox_api::v1beta1::SandboxClaim;
+
+/// The claim's W3C trace headers, which its Sandbox carries too.
+pub(super) fn trace_context(claim: &SandboxClaim) -> Option<&String> {
+    claim
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(annotations::TRACE_CONTEXT)
+}
 
 /// Copies `extra` into `target`; a key the target already has with a different value is a conflict.
 pub fn merge_no_override(target: &mut PodMetadata, extra: &PodMetadata) -> Result<(), String> {

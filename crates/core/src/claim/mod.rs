@@ -15,15 +15,3 @@ pub mod status;
 
 #[cfg(test)]
 mod tests;
-
-use agent_sandbox_api::keys::annotations;
-use agent_sandbox_api::v1beta1::SandboxClaim;
-
-/// The claim's W3C trace headers, which its Sandbox carries too.
-fn trace_context(claim: &SandboxClaim) -> Option<&String> {
-    claim
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(annotations::TRACE_CONTEXT)
-}

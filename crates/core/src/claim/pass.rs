@@ -19,8 +19,9 @@ use super::readiness::{self, Latencies};
 use super::status::{self, ClaimError, Inputs};
 use super::{cold, patch};
 use crate::conditions::{self as condition_list, Desired};
+use crate::events::{Event, EventType};
 use crate::ownership::{Ownership, ownership};
-use crate::sandbox::{Event, EventType, normalise_created_by};
+use crate::sandbox::normalise_created_by;
 
 /// Longest wait for a TemplateNotFound / WarmPoolNotFound claim (watches usually wake it sooner).
 const NOT_FOUND_RETRY: Duration = Duration::from_secs(60);

@@ -4,17 +4,18 @@
 
 use std::time::Duration;
 
-use agent_sandbox_api::conditions::{events, types};
+use agent_sandbox_api::conditions::events;
 use agent_sandbox_api::extensions::SandboxWarmPoolUpdateStrategyType;
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate};
 
-use super::adoption::{complete, controlling_pool, verify_candidate};
-use super::api::{ApiError, ClaimApi, Queued};
+use super::adoption::{complete, verify_candidate};
+use super::api::{ApiError, Candidate, ClaimApi};
 use super::pass::{Found, Pass, Served, event, grace_left};
 use super::patch;
 use super::status::ClaimError;
-use crate::ownership::controller_of;
+use crate::conditions::sandbox_is_ready;
+use crate::ownership::{controller_of, controlling_pool};
 
 /// How long a young claim waits for warm candidates that have no Pod IP yet.
 const NETWORK_GRACE: Duration = Duration::from_secs(2);
@@ -39,14 +40,6 @@ pub fn assigned(claim: &SandboxClaim) -> Option<(String, bool)> {
         .or_else(|| from(claim.metadata.labels.as_ref()).map(|name| (name, true)))
 }
 
-fn is_ready(sandbox: &Sandbox) -> bool {
-    sandbox.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == types::READY && c.status == "True")
-    })
-}
-
 fn has_ips(sandbox: &Sandbox) -> bool {
     sandbox
         .status
@@ -55,9 +48,7 @@ fn has_ips(sandbox: &Sandbox) -> bool {
 }
 
 fn claim_controlled(sandbox: &Sandbox) -> bool {
-    controller_of(&sandbox.metadata).is_some_and(|r| {
-        r.api_version.split('/').next() == Some(EXTENSIONS_GROUP) && r.kind == "SandboxClaim"
-    })
+    controller_of(&sandbox.metadata, EXTENSIONS_GROUP, "SandboxClaim").is_some()
 }
 
 fn launch_type(sandbox: &Sandbox) -> Option<&str> {
@@ -279,8 +270,8 @@ impl<A: ClaimApi> Pass<'_, A> {
     /// many were skipped for lack of a Pod IP. Skipped live candidates go back to the queue's tail.
     fn candidate(&self) -> (Option<Sandbox>, usize) {
         let pool = self.claim.spec.warm_pool_ref.name.clone();
-        let mut put_back: Vec<Queued> = Vec::new();
-        let mut fallback: Option<(Queued, Sandbox)> = None;
+        let mut put_back: Vec<Candidate> = Vec::new();
+        let mut fallback: Option<(Candidate, Sandbox)> = None;
         let mut pending = 0;
         let mut strategy = None;
         let chosen = loop {
@@ -317,7 +308,7 @@ impl<A: ClaimApi> Pass<'_, A> {
                 put_back.push(queued);
                 continue;
             }
-            if is_ready(&sandbox) {
+            if sandbox_is_ready(&sandbox) {
                 break Some(sandbox);
             }
             if fallback.is_none() {
@@ -349,7 +340,7 @@ impl<A: ClaimApi> Pass<'_, A> {
         let give_back = |pass: &Self| {
             pass.api.push_candidate(
                 &pass.claim.spec.warm_pool_ref.name,
-                Queued {
+                Candidate {
                     name: name.clone(),
                     node_name: candidate
                         .status
@@ -389,7 +380,7 @@ impl<A: ClaimApi> Pass<'_, A> {
                     launch_type: labels::LAUNCH_TYPE_WARM,
                     warmpool_name: controlling_pool(&candidate).unwrap_or_default().to_owned(),
                     sandbox_template: template,
-                    ready: is_ready(&candidate),
+                    ready: sandbox_is_ready(&candidate),
                     created_by: self.created_by(),
                 });
                 Ok(Adoption::Adopted(Box::new(adopted)))

@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 
 use super::conditions::{Inputs, compute};
 use super::expiry::{Expiry, check};
-use super::plan::{Action, Config, Event, EventType, Failure, Observed, Outcome, Target};
-use super::status::{expired_status, patch_if_changed};
+use super::owner::with_controller;
+use super::plan::{Action, Config, Failure, Observed, Outcome, Target};
+use super::status::{expired_condition, expired_status, patch_if_changed};
 use super::{pod, pvc, service};
-use crate::conditions::{self as condition_list, Desired};
+use crate::conditions as condition_list;
+use crate::events::{Event, EventType};
 use agent_sandbox_api::validate::{self, ValidationContext};
 
 use crate::ownership::{Ownership, describe, may_adopt, ownership};
@@ -331,16 +333,6 @@ pub fn plan(observed: &Observed, now: Timestamp, config: &Config) -> Plan {
     }
 }
 
-/// Ready=False/SandboxExpired.
-pub(super) fn expired_condition() -> Desired {
-    Desired::new(
-        types::READY,
-        "False",
-        reason::SANDBOX_EXPIRED,
-        "Sandbox has expired",
-    )
-}
-
 /// The Pod name a Sandbox tracks: its `agents.x-k8s.io/pod-name` annotation if non-empty, else its name.
 pub fn tracked_pod_name(sandbox: &Sandbox) -> String {
     sandbox
@@ -562,7 +554,7 @@ fn reconcile_pvcs(
                 actions.push(Action::PatchPvc {
                     name: name.clone(),
                     uid: uid_of(&found.metadata),
-                    patch: json!({"metadata": {"ownerReferences": with_controller(&found.metadata, sandbox)}}),
+                    patch: json!({"metadata": {"ownerReferences": json!(with_controller(&found.metadata, sandbox))}}),
                 });
             }
             Ownership::Unowned => {
@@ -579,16 +571,6 @@ fn refuse_adoption(kind: &str, name: &str, hash: &str) -> String {
         labels::ADOPTABLE,
         labels::SANDBOX_NAME_HASH
     )
-}
-
-/// The object's owner references plus a controller reference to the Sandbox.
-fn with_controller(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    sandbox: &Sandbox,
-) -> Value {
-    let mut references = meta.owner_references.clone().unwrap_or_default();
-    references.push(super::owner_reference(sandbox));
-    json!(references)
 }
 
 #[derive(Default)]
@@ -702,7 +684,7 @@ fn reconcile_pod(
         Ownership::Unowned => {
             patch.insert(
                 "ownerReferences".into(),
-                with_controller(&existing.metadata, sandbox),
+                json!(with_controller(&existing.metadata, sandbox)),
             );
         }
         Ownership::Owned => {}

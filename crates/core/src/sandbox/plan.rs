@@ -6,6 +6,8 @@ use agent_sandbox_api::v1beta1::Sandbox;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use serde_json::Value;
 
+use crate::events::Event;
+
 /// Settings of the Sandbox controller that change its decisions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -139,28 +141,6 @@ pub struct Failure {
     pub index: usize,
     /// The error text (shown in the Ready condition).
     pub message: String,
-}
-
-/// Severity of a Kubernetes Event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventType {
-    /// Routine.
-    Normal,
-    /// Needs attention.
-    Warning,
-}
-
-/// A Kubernetes Event to publish about the Sandbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// Normal or Warning.
-    pub type_: EventType,
-    /// Machine-readable reason.
-    pub reason: &'static str,
-    /// What the controller was doing.
-    pub action: &'static str,
-    /// Human-readable note.
-    pub note: String,
 }
 
 /// The end of a pass: what to write and when to come back.

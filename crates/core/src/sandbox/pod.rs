@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, PodSpec
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
-use crate::ownership::controller_of;
+use super::owner::owner_reference;
+use crate::ownership::{any_controller, api_group, controlling_pool};
 
 /// The values of `created-by` kept on Pods; anything else becomes `unknown`.
 const KNOWN_CREATORS: [&str; 3] = ["go-client", "python-client", "controller"];
@@ -44,13 +45,12 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 /// Labels a Pod gets because an extension controller (pool or claim) owns its Sandbox.
 fn extension_labels(sandbox: &Sandbox) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Some(owner) = controller_of(&sandbox.metadata) else {
-        return out;
-    };
-    if owner.api_version.split('/').next() != Some(EXTENSIONS_GROUP) {
+    let extension_owned =
+        any_controller(&sandbox.metadata).is_some_and(|r| api_group(r) == EXTENSIONS_GROUP);
+    if !extension_owned {
         return out;
     }
-    if owner.kind == "SandboxWarmPool"
+    if controlling_pool(sandbox).is_some()
         && let Some(pool) = label(&sandbox.metadata, labels::WARM_POOL_SANDBOX)
     {
         out.insert(labels::WARM_POOL_SANDBOX.to_owned(), pool.to_owned());
@@ -153,7 +153,7 @@ pub fn build(sandbox: &Sandbox, name_hash: &str) -> Pod {
             namespace: sandbox.metadata.namespace.clone(),
             labels: Some(pod_labels),
             annotations: (!pod_annotations.is_empty()).then_some(pod_annotations),
-            owner_references: Some(vec![super::owner_reference(sandbox)]),
+            owner_references: Some(vec![owner_reference(sandbox)]),
             ..ObjectMeta::default()
         },
         spec: Some(pod_spec(sandbox, &name)),

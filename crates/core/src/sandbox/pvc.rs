@@ -8,6 +8,8 @@ use agent_sandbox_api::v1beta1::Sandbox;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::owner::owner_reference;
+
 /// The PVC name for template `template` of Sandbox `sandbox`: `<template>-<sandbox>`.
 pub fn pvc_name(template: &str, sandbox: &str) -> String {
     format!("{template}-{sandbox}")
@@ -29,7 +31,7 @@ pub fn build(
             namespace: sandbox.metadata.namespace.clone(),
             labels: Some(pvc_labels),
             annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: Some(vec![super::owner_reference(sandbox)]),
+            owner_references: Some(vec![owner_reference(sandbox)]),
             ..ObjectMeta::default()
         },
         spec: Some(template.spec.clone()),

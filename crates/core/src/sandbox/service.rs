@@ -9,6 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Map, Value, json};
 
+use super::owner::{owner_reference, with_controller};
+
 /// The Service ports for a Sandbox: every container port plus native sidecar ports, de-duplicated by
 /// (port, protocol), sorted, each named (first explicit name wins; others get `p-<port>-<protocol>`).
 pub fn ports(sandbox: &Sandbox) -> Option<Vec<ServicePort>> {
@@ -87,7 +89,7 @@ pub fn build(sandbox: &Sandbox, name_hash: &str) -> Service {
             name: sandbox.metadata.name.clone(),
             namespace: sandbox.metadata.namespace.clone(),
             labels: Some(tracking(name_hash)),
-            owner_references: Some(vec![super::owner_reference(sandbox)]),
+            owner_references: Some(vec![owner_reference(sandbox)]),
             ..ObjectMeta::default()
         },
         spec: Some(ServiceSpec {
@@ -108,9 +110,7 @@ pub fn adopted(sandbox: &Sandbox, existing: &Service, name_hash: &str) -> Servic
         .labels
         .get_or_insert_with(BTreeMap::new)
         .extend(tracking(name_hash));
-    let mut references = service.metadata.owner_references.take().unwrap_or_default();
-    references.push(super::owner_reference(sandbox));
-    service.metadata.owner_references = Some(references);
+    service.metadata.owner_references = Some(with_controller(&existing.metadata, sandbox));
     let spec = service.spec.get_or_insert_with(ServiceSpec::default);
     if spec.selector.as_ref().is_none_or(BTreeMap::is_empty) {
         // The API server gives a headless Service without a selector both IP families; once it has a

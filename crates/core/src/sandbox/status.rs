@@ -1,12 +1,21 @@
 //! Which status to write, and the merge patch that writes it.
 
-use agent_sandbox_api::conditions::types;
+use agent_sandbox_api::conditions::{sandbox as reason, types};
 use agent_sandbox_api::v1beta1::SandboxStatus;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::decide::expired_condition;
-use crate::conditions as condition_list;
+use crate::conditions::{self as condition_list, Desired};
+
+/// Ready=False/SandboxExpired.
+pub(super) fn expired_condition() -> Desired {
+    Desired::new(
+        types::READY,
+        "False",
+        reason::SANDBOX_EXPIRED,
+        "Sandbox has expired",
+    )
+}
 
 /// The status of an expired, retained Sandbox: its conditions only, with Ready=False/SandboxExpired.
 pub fn expired_status(
@@ -22,10 +31,6 @@ pub fn expired_status(
     status
 }
 
-fn is_ready(status: &SandboxStatus) -> bool {
-    condition_list::find(&status.conditions, types::READY).is_some_and(|c| c.status == "True")
-}
-
 /// The `{"status": ...}` merge patch from `old` to `new`, or `None` when there is nothing worth writing.
 /// A change of `nodeName` alone waits for the next real change unless the Sandbox is Ready.
 pub fn patch_if_changed(old: &SandboxStatus, new: &SandboxStatus) -> Option<Value> {
@@ -36,7 +41,7 @@ pub fn patch_if_changed(old: &SandboxStatus, new: &SandboxStatus) -> Option<Valu
         node_name: old.node_name.clone(),
         ..new.clone()
     } == *old;
-    if only_node && !is_ready(new) {
+    if only_node && !condition_list::is_ready(&new.conditions) {
         return None;
     }
     let before = serde_json::to_value(old).ok()?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use agent_sandbox_api::conditions::{sandbox as reason, types};
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
 use agent_sandbox_api::v1beta1::Sandbox;
+use agent_sandbox_core::conditions::sandbox_is_ready;
 use agent_sandbox_core::ownership::controller_of;
 use agent_sandbox_core::sandbox::normalise_created_by;
 use kube::ResourceExt;
@@ -75,14 +76,13 @@ fn ready(sandbox: &Sandbox) -> Option<&k8s_openapi::apimachinery::pkg::apis::met
 /// The `agent_sandboxes` labels of one Sandbox.
 pub fn sandbox_labels(sandbox: &Sandbox) -> SandboxLabels {
     let ready = ready(sandbox);
-    let owned_by = controller_of(&sandbox.metadata)
-        .filter(|r| r.api_version.split('/').next() == Some(EXTENSIONS_GROUP))
-        .map(|r| r.kind.as_str())
-        .filter(|kind| matches!(*kind, "SandboxClaim" | "SandboxWarmPool"))
+    let owned_by = ["SandboxClaim", "SandboxWarmPool"]
+        .into_iter()
+        .find(|kind| controller_of(&sandbox.metadata, EXTENSIONS_GROUP, kind).is_some())
         .unwrap_or("None");
     SandboxLabels {
         namespace: sandbox.namespace().unwrap_or_default(),
-        ready_condition: bool_label(ready.is_some_and(|c| c.status == "True")),
+        ready_condition: bool_label(sandbox_is_ready(sandbox)),
         expired: bool_label(ready.is_some_and(|c| c.reason == reason::SANDBOX_EXPIRED)),
         launch_type: launch_type(sandbox),
         sandbox_template: sandbox_template(sandbox),
@@ -162,7 +162,7 @@ pub fn first_ready_latency(
     sandbox: &Sandbox,
     status_patch: &serde_json::Value,
 ) -> Option<Duration> {
-    if ready(sandbox).is_some_and(|c| c.status == "True") {
+    if sandbox_is_ready(sandbox) {
         return None;
     }
     let conditions = status_patch.pointer("/status/conditions")?.as_array()?;

@@ -1,6 +1,6 @@
 //! Publishes the decision core's events as Kubernetes Events (events.k8s.io/v1) about an object.
 
-use agent_sandbox_core::sandbox::{Event, EventType};
+use agent_sandbox_core::events::{Event, EventType};
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{self, Recorder, Reporter};

@@ -2,7 +2,7 @@
 //! keep a write from landing on an object other than the one decided on (UID in a merge patch's
 //! metadata, UID and resourceVersion on deletes).
 
-use agent_sandbox_core::sandbox::FIELD_MANAGER;
+use agent_sandbox_core::ownership::FIELD_MANAGER;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Client, Resource};

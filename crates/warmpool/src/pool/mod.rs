@@ -10,8 +10,9 @@ use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::{
     Sandbox, SandboxTemplate, SandboxWarmPool, SandboxWarmPoolStatus,
 };
+use agent_sandbox_core::conditions::sandbox_is_ready;
+use agent_sandbox_core::events::{Event, EventType};
 use agent_sandbox_core::ownership::{Ownership, controller_reference, ownership};
-use agent_sandbox_core::sandbox::{Event, EventType};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
@@ -135,14 +136,6 @@ pub fn key(pool: &SandboxWarmPool) -> String {
         pool.metadata.namespace.as_deref().unwrap_or_default(),
         pool.metadata.name.as_deref().unwrap_or_default()
     )
-}
-
-fn is_ready(sandbox: &Sandbox) -> bool {
-    sandbox
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == types::READY))
-        .is_some_and(|c| c.status == "True")
 }
 
 fn unschedulable(pod: Option<&Pod>) -> bool {
@@ -274,7 +267,7 @@ pub fn plan(
         let created = sandbox.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let age = created.map(|at| Duration::try_from(now.duration_since(at)).unwrap_or_default());
         match age {
-            _ if is_ready(sandbox) => healthy.push(member),
+            _ if sandbox_is_ready(sandbox) => healthy.push(member),
             None => healthy.push(member),
             Some(age) if age <= config.readiness_grace => {
                 min_requeue(
@@ -301,8 +294,13 @@ pub fn plan(
     let total = current + terminating;
     plan.status = SandboxWarmPoolStatus {
         replicas: i32::try_from(current).unwrap_or(i32::MAX),
-        ready_replicas: i32::try_from(active.iter().filter(|m| is_ready(m.sandbox)).count())
-            .unwrap_or(i32::MAX),
+        ready_replicas: i32::try_from(
+            active
+                .iter()
+                .filter(|m| sandbox_is_ready(m.sandbox))
+                .count(),
+        )
+        .unwrap_or(i32::MAX),
         selector: format!("{}={pool_hash}", labels::WARM_POOL_SANDBOX),
         observed_generation: pool.metadata.generation.unwrap_or_default(),
     };
@@ -348,7 +346,7 @@ pub fn plan(
             excess.sort_by(|a, b| {
                 let key = |m: &Member| {
                     (
-                        is_ready(m.sandbox),
+                        sandbox_is_ready(m.sandbox),
                         std::cmp::Reverse(
                             m.sandbox.metadata.creation_timestamp.as_ref().map(|t| t.0),
                         ),

@@ -14,7 +14,7 @@ use agent_sandbox_api::validate;
 use k8s_openapi::api::core::v1::{Container, EnvVar as CoreEnvVar};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::metadata::merge_no_override;
+use super::metadata::{merge_no_override, trace_context};
 use crate::ownership::controller_reference;
 use crate::template::apply_secure_defaults;
 
@@ -243,7 +243,7 @@ pub fn build(claim: &SandboxClaim, template: &SandboxTemplate) -> Result<Sandbox
     );
     let mut sandbox_annotations =
         BTreeMap::from([(annotations::SANDBOX_TEMPLATE_REF.to_owned(), template_name)]);
-    if let Some(trace) = super::trace_context(claim) {
+    if let Some(trace) = trace_context(claim) {
         sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
     }
     Ok(Sandbox {

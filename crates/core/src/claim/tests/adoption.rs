@@ -13,7 +13,7 @@ fn label(sandbox: &Sandbox, key: &str) -> Option<String> {
 }
 
 fn controller_uid(sandbox: &Sandbox) -> Option<String> {
-    crate::ownership::controller_of(&sandbox.metadata).map(|r| r.uid.clone())
+    crate::ownership::any_controller(&sandbox.metadata).map(|r| r.uid.clone())
 }
 
 fn assigned(claim: &SandboxClaim) -> Option<String> {
@@ -291,7 +291,7 @@ fn a_candidate_lost_to_another_claim_drops_the_reference_and_the_next_pass_adopt
     // ...and p-a is queued again (a relist), so `c` picks it too.
     w.queue.lock().expect("lock").insert(
         "p".into(),
-        [Queued {
+        [Candidate {
             name: "p-a".into(),
             node_name: String::new(),
         }]
@@ -327,7 +327,7 @@ fn two_warm_sandboxes_and_three_claims_give_two_adoptions_and_one_cold_create() 
             "p".into(),
             ["p-a", "p-b"]
                 .iter()
-                .map(|n| Queued {
+                .map(|n| Candidate {
                     name: (*n).into(),
                     node_name: String::new(),
                 })

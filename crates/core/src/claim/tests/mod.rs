@@ -17,7 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::api::{ApiError, ClaimApi, Queued};
+use super::api::{ApiError, Candidate, ClaimApi};
 use super::pass::{Outcome, Settings, reconcile};
 
 /// Runs a future whose every await is immediately ready (the fake API never waits).
@@ -84,7 +84,7 @@ pub(super) struct World {
     pub server: Mutex<Objects>,
     /// A frozen cache (lagging the server), or `None` for a cache that shows every write.
     pub frozen: Mutex<Option<Objects>>,
-    pub queue: Mutex<BTreeMap<String, VecDeque<Queued>>>,
+    pub queue: Mutex<BTreeMap<String, VecDeque<Candidate>>>,
     pub conflicts: Mutex<BTreeMap<Write, usize>>,
     /// Every write, as `verb kind/name`.
     pub log: Mutex<Vec<String>>,
@@ -178,7 +178,7 @@ impl World {
             .expect("lock")
             .entry(pool.into())
             .or_default()
-            .push_back(Queued {
+            .push_back(Candidate {
                 name: name.into(),
                 node_name: String::new(),
             });
@@ -337,7 +337,7 @@ impl ClaimApi for Fake<'_> {
         self.world.cached(|o| o.templates.get(name).cloned())
     }
 
-    fn pop_candidate(&self, pool: &str) -> Option<Queued> {
+    fn pop_candidate(&self, pool: &str) -> Option<Candidate> {
         self.world
             .queue
             .lock()
@@ -346,7 +346,7 @@ impl ClaimApi for Fake<'_> {
             .pop_front()
     }
 
-    fn push_candidate(&self, pool: &str, candidate: Queued) {
+    fn push_candidate(&self, pool: &str, candidate: Candidate) {
         let mut queue = self.world.queue.lock().expect("lock");
         let list = queue.entry(pool.into()).or_default();
         if !list.iter().any(|c| c.name == candidate.name) {

@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::world::*;
-use crate::sandbox::{Action, EventType};
+use crate::events::EventType;
+use crate::sandbox::Action;
 
 fn annotate(mut s: Sandbox, key: &str, value: &str) -> Sandbox {
     s.metadata

@@ -471,7 +471,7 @@ fn an_invalid_spec_is_reported_once_and_not_retried() {
     assert_eq!(pass.outcome.events.len(), 1);
     assert_eq!(
         (pass.outcome.events[0].type_, pass.outcome.events[0].reason),
-        (crate::sandbox::EventType::Warning, "InvalidSpec")
+        (crate::events::EventType::Warning, "InvalidSpec")
     );
     assert!(world.pass().outcome.events.is_empty(), "reported once");
     // Fixing the spec lets the Sandbox proceed.

@@ -37,11 +37,8 @@ impl LegacyPolicies {
         let Ok(Some(policy)) = api.get_opt(&name).await else {
             return;
         };
-        let ours = controller_of(&policy.metadata).is_some_and(|r| {
-            r.api_version.split('/').next() == Some(EXTENSIONS_GROUP)
-                && r.kind == "SandboxClaim"
-                && r.uid == uid
-        });
+        let ours = controller_of(&policy.metadata, EXTENSIONS_GROUP, "SandboxClaim")
+            .is_some_and(|r| r.uid == uid);
         if !ours {
             return;
         }

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use agent_sandbox_api::conditions::types;
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate, SandboxWarmPool};
-use agent_sandbox_core::claim::adoption::controlling_pool;
-use agent_sandbox_core::ownership::controller_of;
-use agent_sandbox_warmpool::queue::Candidate;
+use agent_sandbox_core::claim::api::Candidate;
+use agent_sandbox_core::ownership::{controller_of, controlling_pool};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -53,12 +52,11 @@ fn node(sandbox: &Sandbox) -> String {
 
 /// The claim controlling a Sandbox, if any.
 pub fn controlling_claim(sandbox: &Sandbox) -> Option<ObjectRef<SandboxClaim>> {
-    let owner = controller_of(&sandbox.metadata)?;
-    (owner.api_version.split('/').next() == Some(EXTENSIONS_GROUP) && owner.kind == "SandboxClaim")
-        .then(|| {
-            ObjectRef::new(&owner.name)
-                .within(sandbox.metadata.namespace.as_deref().unwrap_or_default())
-        })
+    let owner = controller_of(&sandbox.metadata, EXTENSIONS_GROUP, "SandboxClaim")?;
+    Some(
+        ObjectRef::new(&owner.name)
+            .within(sandbox.metadata.namespace.as_deref().unwrap_or_default()),
+    )
 }
 
 fn condition<'a>(sandbox: &'a Sandbox, type_: &str) -> Option<&'a Condition> {
@@ -112,7 +110,7 @@ impl SandboxWatch {
                     .and_then(adoptable)
                     .or_else(|| adoptable(sandbox))
                 {
-                    queue.remove(&queue_key(&namespace, pool), &namespace, &name);
+                    queue.remove(&queue_key(&namespace, pool), &name);
                 }
                 controlling_claim(sandbox).into_iter().collect()
             }
@@ -123,12 +121,11 @@ impl SandboxWatch {
                     Some(pool) => {
                         if old_pool != Some(pool) || old.as_deref().map(node) != Some(node(new)) {
                             if let Some(previous) = old_pool.filter(|p| *p != pool) {
-                                queue.remove(&queue_key(&namespace, previous), &namespace, &name);
+                                queue.remove(&queue_key(&namespace, previous), &name);
                             }
                             queue.add(
                                 &queue_key(&namespace, pool),
                                 Candidate {
-                                    namespace: namespace.clone(),
                                     name: name.clone(),
                                     node_name: node(new),
                                 },
@@ -137,7 +134,7 @@ impl SandboxWatch {
                     }
                     None => {
                         if let Some(pool) = old_pool {
-                            queue.remove(&queue_key(&namespace, pool), &namespace, &name);
+                            queue.remove(&queue_key(&namespace, pool), &name);
                         }
                     }
                 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate, SandboxWarmPool};
-use agent_sandbox_core::claim::api::{ApiError, ClaimApi, Queued};
-use agent_sandbox_warmpool::queue::{AdoptionQueue, Candidate};
+use agent_sandbox_core::claim::api::{ApiError, Candidate, ClaimApi};
+use agent_sandbox_warmpool::queue::AdoptionQueue;
 use agent_sandbox_warmpool::staleness::{blueprint_hash, same_blueprint};
 use kube::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -137,26 +137,14 @@ impl ClaimApi for KubeClaimApi<'_> {
         self.cached(&self.caches.templates, name)
     }
 
-    fn pop_candidate(&self, pool: &str) -> Option<Queued> {
+    fn pop_candidate(&self, pool: &str) -> Option<Candidate> {
         let mut queue = self.caches.queue.lock().ok()?;
-        queue
-            .pop_node_spread(&queue_key(&self.namespace, pool))
-            .map(|c| Queued {
-                name: c.name,
-                node_name: c.node_name,
-            })
+        queue.pop_node_spread(&queue_key(&self.namespace, pool))
     }
 
-    fn push_candidate(&self, pool: &str, candidate: Queued) {
+    fn push_candidate(&self, pool: &str, candidate: Candidate) {
         if let Ok(mut queue) = self.caches.queue.lock() {
-            queue.add(
-                &queue_key(&self.namespace, pool),
-                Candidate {
-                    namespace: self.namespace.clone(),
-                    name: candidate.name,
-                    node_name: candidate.node_name,
-                },
-            );
+            queue.add(&queue_key(&self.namespace, pool), candidate);
         }
     }
 

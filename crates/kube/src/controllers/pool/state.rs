@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use agent_sandbox_api::keys::EXTENSIONS_GROUP;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxWarmPool};
-use agent_sandbox_core::ownership::controller_of;
+use agent_sandbox_core::ownership::controlling_pool;
 use agent_sandbox_warmpool::expectations::Expectations;
 use agent_sandbox_warmpool::pool::Memory;
 use kube::ResourceExt;
@@ -34,12 +33,11 @@ pub fn pool_key(pool: &ObjectRef<SandboxWarmPool>) -> String {
     )
 }
 
-/// The pool controlling `sandbox` (a SandboxWarmPool of the extensions group, any version).
-pub fn controlling_pool(sandbox: &Sandbox) -> Option<ObjectRef<SandboxWarmPool>> {
-    let owner = controller_of(&sandbox.metadata)?;
-    let group = owner.api_version.split('/').next()?;
-    (owner.kind == "SandboxWarmPool" && group == EXTENSIONS_GROUP)
-        .then(|| ObjectRef::new(&owner.name).within(&sandbox.namespace().unwrap_or_default()))
+/// The pool controlling `sandbox` (a SandboxWarmPool of the extensions group, any version), as a
+/// reference to queue.
+pub fn pool_ref(sandbox: &Sandbox) -> Option<ObjectRef<SandboxWarmPool>> {
+    controlling_pool(sandbox)
+        .map(|name| ObjectRef::new(name).within(&sandbox.namespace().unwrap_or_default()))
 }
 
 impl State {
@@ -49,7 +47,7 @@ impl State {
     pub fn observe_sandbox(&self, change: &Change<Sandbox>) -> Vec<ObjectRef<SandboxWarmPool>> {
         let sandbox = change.object();
         let uid = sandbox.uid().unwrap_or_default();
-        let owner = controlling_pool(sandbox);
+        let owner = pool_ref(sandbox);
         let (Ok(mut members), Ok(mut expectations)) =
             (self.members.lock(), self.expectations.lock())
         else {

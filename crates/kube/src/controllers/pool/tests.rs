@@ -1,16 +1,17 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use agent_sandbox_api::keys::EXTENSIONS_GROUP;
 use agent_sandbox_warmpool::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use std::sync::Arc;
 
-use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations};
+use agent_sandbox_api::keys::annotations;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxWarmPool};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::controllers::pool::pass::pod_name;
-use crate::controllers::pool::state::{State, controlling_pool, pool_key};
+use crate::controllers::pool::state::{State, pool_key, pool_ref};
 use crate::controllers::pool::writes::slow_start;
 use crate::runtime::feed::Change;
 
@@ -123,13 +124,10 @@ fn a_deleted_member_is_observed_and_a_claimed_one_wakes_its_old_pool() {
 #[test]
 fn only_extension_pools_control_members() {
     assert_eq!(
-        controlling_pool(&sandbox("a", Some(("SandboxWarmPool", "p")))),
+        pool_ref(&sandbox("a", Some(("SandboxWarmPool", "p")))),
         Some(pool("p"))
     );
-    assert_eq!(
-        controlling_pool(&sandbox("a", Some(("SandboxClaim", "p")))),
-        None
-    );
+    assert_eq!(pool_ref(&sandbox("a", Some(("SandboxClaim", "p")))), None);
     let mut foreign = sandbox("a", Some(("SandboxWarmPool", "p")))
         .as_ref()
         .clone();
@@ -141,7 +139,7 @@ fn only_extension_pools_control_members() {
     {
         owner.api_version = "example.com/v1".into();
     }
-    assert_eq!(controlling_pool(&foreign), None);
+    assert_eq!(pool_ref(&foreign), None);
 }
 
 #[test]

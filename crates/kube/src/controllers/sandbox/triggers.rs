@@ -14,10 +14,8 @@ use crate::runtime::feed::Change;
 /// `agents.x-k8s.io` (any version: owner references written by older controllers say v1alpha1).
 pub fn owning_sandbox<K: kube::Resource>(child: &K) -> Option<ObjectRef<Sandbox>> {
     let meta = child.meta();
-    let owner = controller_of(meta)?;
-    let group = owner.api_version.split('/').next()?;
-    (owner.kind == "Sandbox" && group == CORE_GROUP)
-        .then(|| ObjectRef::new(&owner.name).within(meta.namespace.as_deref().unwrap_or_default()))
+    let owner = controller_of(meta, CORE_GROUP, "Sandbox")?;
+    Some(ObjectRef::new(&owner.name).within(meta.namespace.as_deref().unwrap_or_default()))
 }
 
 fn owners<K: kube::Resource + Send + Sync + 'static>(

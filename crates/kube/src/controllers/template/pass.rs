@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use agent_sandbox_api::v1beta1::SandboxTemplate;
-use agent_sandbox_core::sandbox::{Event, EventType};
+use agent_sandbox_core::events::{Event, EventType};
 use agent_sandbox_core::template::{Observed, network_policy_name, plan};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;

@@ -21,10 +21,7 @@ const POLICY_SUFFIX: &str = "-network-policy";
 pub fn templates_of(policy: &NetworkPolicy) -> Vec<ObjectRef<SandboxTemplate>> {
     let namespace = policy.namespace().unwrap_or_default();
     let mut names = Vec::new();
-    if let Some(owner) = controller_of(&policy.metadata)
-        && owner.kind == "SandboxTemplate"
-        && owner.api_version.split('/').next() == Some(EXTENSIONS_GROUP)
-    {
+    if let Some(owner) = controller_of(&policy.metadata, EXTENSIONS_GROUP, "SandboxTemplate") {
         names.push(owner.name.clone());
     }
     if let Some(template) = policy.name_any().strip_suffix(POLICY_SUFFIX)
