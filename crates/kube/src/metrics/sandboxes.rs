@@ -7,9 +7,10 @@ use std::time::Duration;
 use agent_sandbox_api::conditions::{sandbox as reason, types};
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
 use agent_sandbox_api::v1beta1::Sandbox;
-use agent_sandbox_core::conditions::sandbox_is_ready;
+use agent_sandbox_core::conditions::{find, sandbox_is_ready};
 use agent_sandbox_core::ownership::controller_of;
 use agent_sandbox_core::sandbox::normalise_created_by;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
@@ -64,13 +65,8 @@ pub fn sandbox_template(sandbox: &Sandbox) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn ready(sandbox: &Sandbox) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    sandbox
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == types::READY)
+fn ready(sandbox: &Sandbox) -> Option<&Condition> {
+    find(&sandbox.status.as_ref()?.conditions, types::READY)
 }
 
 /// The `agent_sandboxes` labels of one Sandbox.

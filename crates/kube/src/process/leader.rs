@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::PostParams;
 use kube::{Api, Client};
 
 use crate::process::signal::Signal;
+use crate::runtime::writes::Writer;
 
 /// Lease timings and identity.
 #[derive(Clone, Debug)]
@@ -116,6 +116,7 @@ pub fn decide(
 /// Takes part in the election for one Lease.
 pub struct Elector {
     api: Api<Lease>,
+    writer: Writer,
     config: LeaseConfig,
     observation: Observation,
 }
@@ -129,7 +130,8 @@ impl Elector {
     /// An elector for `config`.
     pub fn new(client: Client, config: LeaseConfig) -> Self {
         Self {
-            api: Api::namespaced(client, &config.namespace),
+            api: Api::namespaced(client.clone(), &config.namespace),
+            writer: Writer::new(client),
             config,
             observation: Observation::default(),
         }
@@ -171,16 +173,14 @@ impl Elector {
                     },
                     spec: Some(self.spec(wall, true, Some(0))),
                 };
-                self.api.create(&PostParams::default(), &lease).await
+                self.writer.create(&self.config.namespace, &lease).await
             }
             (Step::Renew, Some(mut lease)) => {
                 let old = lease.spec.take().unwrap_or_default();
                 let mut spec = self.spec(wall, false, old.lease_transitions);
                 spec.acquire_time = old.acquire_time;
                 lease.spec = Some(spec);
-                self.api
-                    .replace(&self.config.name, &PostParams::default(), &lease)
-                    .await
+                self.writer.replace(&self.config.namespace, &lease).await
             }
             (Step::TakeOver, Some(mut lease)) => {
                 let transitions = lease
@@ -190,9 +190,7 @@ impl Elector {
                     .unwrap_or(0)
                     .saturating_add(1);
                 lease.spec = Some(self.spec(wall, true, Some(transitions)));
-                self.api
-                    .replace(&self.config.name, &PostParams::default(), &lease)
-                    .await
+                self.writer.replace(&self.config.namespace, &lease).await
             }
             (Step::Renew | Step::TakeOver, None) => return Ok(false),
         };
@@ -265,11 +263,7 @@ impl Elector {
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        match self
-            .api
-            .replace(&self.config.name, &PostParams::default(), &lease)
-            .await
-        {
+        match self.writer.replace(&self.config.namespace, &lease).await {
             Ok(_) => tracing::info!(lease = %self.config.name, "released leadership"),
             Err(error) => tracing::warn!(%error, "failed to release the lease"),
         }

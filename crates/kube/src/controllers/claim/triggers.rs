@@ -7,13 +7,13 @@ use agent_sandbox_api::conditions::types;
 use agent_sandbox_api::keys::{EXTENSIONS_GROUP, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate, SandboxWarmPool};
 use agent_sandbox_core::claim::api::Candidate;
+use agent_sandbox_core::conditions::find;
 use agent_sandbox_core::ownership::{controller_of, controlling_pool};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::runtime::reflector::{ObjectRef, Store};
-
 use futures::channel::mpsc::{self, UnboundedReceiver};
 use futures::{StreamExt, future};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::task::JoinHandle;
 
 use crate::controllers::claim::writes::{Caches, SharedQueue, queue_key};
@@ -60,12 +60,7 @@ pub fn controlling_claim(sandbox: &Sandbox) -> Option<ObjectRef<SandboxClaim>> {
 }
 
 fn condition<'a>(sandbox: &'a Sandbox, type_: &str) -> Option<&'a Condition> {
-    sandbox
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
+    find(&sandbox.status.as_ref()?.conditions, type_)
 }
 
 /// Whether a claim must look at its Sandbox's change: deletion started, Pod IPs, or the whole Ready
