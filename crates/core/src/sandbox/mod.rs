@@ -1,5 +1,6 @@
 //! The Sandbox decision: one Pod, an optional headless Service and PVCs per Sandbox.
 
+mod active;
 mod conditions;
 mod decide;
 mod expiry;
@@ -9,11 +10,14 @@ mod pod;
 mod pvc;
 mod service;
 mod status;
+mod teardown;
+mod tracked_pod;
 
-pub use decide::{Plan, plan, tracked_pod_name};
+pub use decide::{Plan, plan};
 pub use plan::{Action, Config, Failure, Observed, Outcome, Target};
 pub use pod::normalise_created_by;
 pub use pvc::pvc_name;
+pub use tracked_pod::tracked_pod_name;
 
 #[cfg(test)]
 mod tests;

@@ -132,6 +132,27 @@ impl Action {
             Action::PatchSandbox { .. } | Action::DeleteSandbox { .. } => Target::Sandbox,
         }
     }
+
+    /// How a failure of this action reads in conditions and errors.
+    pub(super) fn describe_failure(&self, message: &str) -> String {
+        let what = match self {
+            Action::CreatePvc(pvc) => format!(
+                "failed to create PVC {:?}",
+                pvc.metadata.name.as_deref().unwrap_or_default()
+            ),
+            Action::PatchPvc { name, .. } => format!("failed to adopt PVC {name:?}"),
+            Action::CreatePod(_) => "failed to create pod".to_owned(),
+            Action::PatchPod { .. } => "failed to update pod".to_owned(),
+            Action::DeletePod { .. } => "failed to delete pod".to_owned(),
+            Action::CreateService(_) => "failed to create service".to_owned(),
+            Action::ReplaceService(_) => "failed to adopt service".to_owned(),
+            Action::PatchService { .. } => "failed to update service".to_owned(),
+            Action::DeleteService { .. } => "failed to delete service".to_owned(),
+            Action::PatchSandbox { .. } => "failed to update sandbox annotations".to_owned(),
+            Action::DeleteSandbox { .. } => "failed to delete sandbox".to_owned(),
+        };
+        format!("{what}: {message}")
+    }
 }
 
 /// An action that failed, by its index in [`Plan::actions`].

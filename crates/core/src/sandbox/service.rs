@@ -1,4 +1,5 @@
-//! The Sandbox's headless Service: its ports, what a new one looks like, and drift to repair.
+//! The Sandbox's headless Service: its ports, what a new one looks like, drift to repair, and the
+//! pass's Service step (create, adopt, repair or delete).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +10,48 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Map, Value, json};
 
-use super::owner::{owner_reference, with_controller};
+use super::owner::{owner_reference, refuse_adoption, uid_of, with_controller};
+use super::plan::{Action, Observed};
+use crate::ownership::{Ownership, describe, may_adopt, ownership};
+
+/// How the Service side of a pass ended (before action results are known).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum ServiceState {
+    /// Not reconciled (multiple Pods) or failed: status fields keep their old values.
+    Unchanged,
+    /// No Service in use.
+    Absent,
+    /// The Service in use.
+    Present(String),
+}
+
+/// The Service step of a pass: where the Service stands, its write and its error, if any.
+pub(super) struct ServiceStep {
+    /// Where the Service stands.
+    pub state: ServiceState,
+    /// The write to perform.
+    pub action: Option<Action>,
+    /// Why the Service could not be reconciled.
+    pub error: Option<String>,
+}
+
+impl ServiceStep {
+    fn done(state: ServiceState, action: Option<Action>) -> Self {
+        Self {
+            state,
+            action,
+            error: None,
+        }
+    }
+
+    fn failed(error: String) -> Self {
+        Self {
+            state: ServiceState::Unchanged,
+            action: None,
+            error: Some(error),
+        }
+    }
+}
 
 /// The Service ports for a Sandbox: every container port plus native sidecar ports, de-duplicated by
 /// (port, protocol), sorted, each named (first explicit name wins; others get `p-<port>-<protocol>`).
@@ -176,4 +218,64 @@ pub fn drift(sandbox: &Sandbox, service: &Service, name_hash: &str) -> Option<Va
         patch.insert("spec".into(), Value::Object(spec_patch));
     }
     (!patch.is_empty()).then_some(Value::Object(patch))
+}
+
+/// Decides the Service: created when wanted and missing, deleted when unwanted and owned, adopted
+/// when wanted, unowned, adoptable and headless, repaired when owned and drifted.
+pub(super) fn reconcile(observed: &Observed, hash: &str, uid: &str) -> ServiceStep {
+    let sandbox = observed.sandbox;
+    let name = sandbox.metadata.name.clone().unwrap_or_default();
+    let desired = sandbox.spec.blueprint.service;
+    let existing = match &observed.service {
+        Err(e) => return ServiceStep::failed(format!("service get failed: {e}")),
+        Ok(None) if desired == Some(true) => {
+            let create = Action::CreateService(build(sandbox, hash));
+            return ServiceStep::done(ServiceState::Present(name), Some(create));
+        }
+        Ok(None) => return ServiceStep::done(ServiceState::Absent, None),
+        Ok(Some(existing)) => existing,
+    };
+    let owner = ownership(&existing.metadata, uid);
+    if desired == Some(false) {
+        let delete = (owner == Ownership::Owned).then(|| Action::DeleteService {
+            name,
+            uid: uid_of(&existing.metadata),
+        });
+        return ServiceStep::done(ServiceState::Absent, delete);
+    }
+    match owner {
+        Ownership::Other(reference) => ServiceStep::failed(format!(
+            "service {name:?} is owned by {}, not by sandbox {name:?}",
+            describe(reference)
+        )),
+        Ownership::Unowned if desired.is_none() => ServiceStep::done(ServiceState::Absent, None),
+        Ownership::Unowned if !may_adopt(&existing.metadata, hash) => {
+            ServiceStep::failed(refuse_adoption("service", &name, hash))
+        }
+        Ownership::Unowned => adopt(sandbox, existing, hash, name),
+        Ownership::Owned => {
+            let repair = drift(sandbox, existing, hash).map(|patch| Action::PatchService {
+                name: name.clone(),
+                uid: uid_of(&existing.metadata),
+                patch,
+            });
+            ServiceStep::done(ServiceState::Present(name), repair)
+        }
+    }
+}
+
+/// Adopts an unowned, adoptable Service, which must be headless.
+fn adopt(sandbox: &Sandbox, existing: &Service, hash: &str, name: String) -> ServiceStep {
+    let cluster_ip = existing
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.clone())
+        .unwrap_or_default();
+    if !cluster_ip.is_empty() && cluster_ip != "None" {
+        return ServiceStep::failed(format!(
+            "cannot adopt service {name:?}: ClusterIP is {cluster_ip}, not None"
+        ));
+    }
+    let replace = Action::ReplaceService(adopted(sandbox, existing, hash));
+    ServiceStep::done(ServiceState::Present(name), Some(replace))
 }

@@ -1,0 +1,109 @@
+//! The second pass past `shutdownTime`: remove the owned Pod and Service, then the Sandbox itself
+//! (policy `Delete`) or its status down to the expired condition (policy `Retain`).
+
+use agent_sandbox_api::v1beta1::{SandboxStatus, ShutdownPolicy};
+use k8s_openapi::jiff::Timestamp;
+
+use super::owner::uid_of;
+use super::plan::{Action, Failure, Observed, Outcome, Target};
+use super::status::{expired_status, patch_if_changed};
+use super::tracked_pod::tracked_pod_name;
+use crate::ownership::{Ownership, ownership};
+
+/// What finishing a teardown needs to know.
+#[derive(Clone, Debug)]
+pub(super) struct Teardown {
+    old: SandboxStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    errors: Vec<String>,
+    deletes_sandbox: bool,
+}
+
+/// The deletes of a teardown, in order: Pod, Service, then the Sandbox when its policy says so.
+pub(super) fn decide(
+    observed: &Observed,
+    old: SandboxStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Vec<Action>, Teardown) {
+    let sandbox = observed.sandbox;
+    let uid = uid_of(&sandbox.metadata);
+    let mut actions = Vec::new();
+    let mut errors = Vec::new();
+    let pod_name = tracked_pod_name(sandbox);
+    match &observed.pods {
+        Err(e) => errors.push(format!("pod get failed: {e}")),
+        Ok(pods) => {
+            let tracked = pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()));
+            if let Some(pod) = tracked.filter(|p| ownership(&p.metadata, &uid) == Ownership::Owned)
+            {
+                actions.push(Action::DeletePod {
+                    name: pod_name.clone(),
+                    uid: uid_of(&pod.metadata),
+                });
+            }
+        }
+    }
+    match &observed.service {
+        Err(e) => errors.push(format!("service get failed: {e}")),
+        Ok(Some(svc)) if ownership(&svc.metadata, &uid) == Ownership::Owned => {
+            actions.push(Action::DeleteService {
+                name: svc.metadata.name.clone().unwrap_or_default(),
+                uid: uid_of(&svc.metadata),
+            });
+        }
+        Ok(_) => {}
+    }
+    let deletes_sandbox = sandbox.spec.lifecycle.shutdown_policy == Some(ShutdownPolicy::Delete);
+    if deletes_sandbox {
+        actions.push(Action::DeleteSandbox { uid });
+    }
+    let teardown = Teardown {
+        old,
+        generation,
+        now,
+        errors,
+        deletes_sandbox,
+    };
+    (actions, teardown)
+}
+
+/// The end of a teardown: nothing once the Sandbox is deleted, the expired status once a retained
+/// Sandbox's children are gone, else the errors to retry on.
+pub(super) fn finish(
+    teardown: Teardown,
+    actions: &[Action],
+    described: Vec<(Target, &Action, String)>,
+    failures: &[Failure],
+) -> Outcome {
+    let mut errors = teardown.errors;
+    errors.extend(
+        described
+            .iter()
+            .filter(|(t, _, _)| *t != Target::Sandbox)
+            .map(|(_, _, m)| m.clone()),
+    );
+    if teardown.deletes_sandbox {
+        let index = actions
+            .iter()
+            .position(|a| matches!(a, Action::DeleteSandbox { .. }));
+        match index.and_then(|i| failures.iter().find(|f| f.index == i)) {
+            // Deleted: nothing left to write, whatever happened to the children.
+            None => return Outcome::default(),
+            Some(failure) => errors.push(actions[failure.index].describe_failure(&failure.message)),
+        }
+    } else if errors.is_empty() {
+        let status = expired_status(&teardown.old, teardown.generation, teardown.now);
+        return Outcome {
+            status_patch: patch_if_changed(&teardown.old, &status),
+            ..Outcome::default()
+        };
+    }
+    Outcome {
+        error: Some(errors.join("; ")),
+        ..Outcome::default()
+    }
+}
