@@ -10,7 +10,6 @@ pub mod metadata;
 pub mod pass;
 pub mod patch;
 pub mod readiness;
-pub mod resolve;
 pub mod status;
 
 #[cfg(test)]
