@@ -7,11 +7,22 @@ use agent_sandbox_api::common::LocalObjectReference;
 use agent_sandbox_api::extensions::{
     SandboxWarmPoolUpdateStrategy, SandboxWarmPoolUpdateStrategyType,
 };
-use agent_sandbox_api::v1beta1::{SandboxStatus, SandboxTemplateSpec, SandboxWarmPoolSpec};
-use k8s_openapi::api::core::v1::{Container, PodCondition, PodStatus};
+use agent_sandbox_api::hash::name_hash;
+use agent_sandbox_api::keys::labels;
+use agent_sandbox_api::v1beta1::{
+    Sandbox, SandboxStatus, SandboxTemplate, SandboxTemplateSpec, SandboxWarmPool,
+    SandboxWarmPoolSpec, SandboxWarmPoolStatus,
+};
+use agent_sandbox_core::events::EventType;
+use agent_sandbox_core::ownership::controller_reference;
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
 
+use super::progress::go_duration;
 use super::*;
+use crate::expectations::Expectations;
+use crate::member::{MemberConfig, build};
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + seconds).expect("valid")
