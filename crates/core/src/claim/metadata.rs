@@ -1,11 +1,43 @@
-//! The claim metadata its Sandbox inherits: `additionalPodMetadata` merged into template pod metadata
-//! without overriding anything, and the trace headers.
+//! The claim metadata its Sandbox inherits: the controller reference, the `created-by` label,
+//! `additionalPodMetadata` merged into template pod metadata without overriding anything, and the
+//! trace headers.
 
 use std::collections::BTreeMap;
 
 use agent_sandbox_api::common::PodMetadata;
-use agent_sandbox_api::keys::annotations;
+use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::SandboxClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::ownership::controller_reference;
+
+/// The controller reference the claim's Sandbox carries.
+pub(super) fn claim_reference(claim: &SandboxClaim) -> OwnerReference {
+    controller_reference(
+        "extensions.agents.x-k8s.io/v1beta1",
+        "SandboxClaim",
+        &claim.metadata,
+    )
+}
+
+/// The claim's `created-by` label, if set and non-empty.
+pub(super) fn created_by(claim: &SandboxClaim) -> Option<String> {
+    claim
+        .metadata
+        .labels
+        .as_ref()?
+        .get(labels::CREATED_BY)
+        .filter(|v| !v.is_empty())
+        .cloned()
+}
+
+/// Gives the label `map` the claim's `created-by`, or none when the claim has none.
+pub(super) fn set_created_by(map: &mut BTreeMap<String, String>, created_by: Option<&String>) {
+    match created_by {
+        Some(creator) => map.insert(labels::CREATED_BY.to_owned(), creator.clone()),
+        None => map.remove(labels::CREATED_BY),
+    };
+}
 
 /// The claim's W3C trace headers, which its Sandbox carries too.
 pub(super) fn trace_context(claim: &SandboxClaim) -> Option<&String> {

@@ -93,21 +93,7 @@ pub fn ports(sandbox: &Sandbox) -> Option<Vec<ServicePort>> {
     let ports = names
         .into_iter()
         .map(|((port, protocol), name)| {
-            let name = name.unwrap_or_else(|| {
-                let base = format!("p-{port}-{}", protocol.to_ascii_lowercase());
-                let name = (1..)
-                    .map(|n| {
-                        if n == 1 {
-                            base.clone()
-                        } else {
-                            format!("{base}-{n}")
-                        }
-                    })
-                    .find(|candidate| !taken.contains(candidate))
-                    .unwrap_or(base);
-                taken.insert(name.clone());
-                name
-            });
+            let name = name.unwrap_or_else(|| generated_name(port, &protocol, &mut taken));
             ServicePort {
                 name: Some(name),
                 port,
@@ -118,6 +104,23 @@ pub fn ports(sandbox: &Sandbox) -> Option<Vec<ServicePort>> {
         })
         .collect();
     Some(ports)
+}
+
+/// `p-<port>-<protocol>`, with a `-<n>` suffix if an explicit name took it; recorded as taken.
+fn generated_name(port: i32, protocol: &str, taken: &mut BTreeSet<String>) -> String {
+    let base = format!("p-{port}-{}", protocol.to_ascii_lowercase());
+    let name = (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            }
+        })
+        .find(|candidate| !taken.contains(candidate))
+        .unwrap_or(base);
+    taken.insert(name.clone());
+    name
 }
 
 fn tracking(name_hash: &str) -> BTreeMap<String, String> {

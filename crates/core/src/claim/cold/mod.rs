@@ -14,8 +14,7 @@ use agent_sandbox_api::validate;
 use k8s_openapi::api::core::v1::{Container, EnvVar as CoreEnvVar};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::metadata::{merge_no_override, trace_context};
-use crate::ownership::controller_reference;
+use super::metadata::{claim_reference, created_by, merge_no_override, trace_context};
 use crate::template::apply_secure_defaults;
 
 /// Why a cold Sandbox could not be built.
@@ -137,17 +136,17 @@ pub fn inject_env(
             "environment variable injection rejected: environment variable injection is not allowed by the template policy".into(),
         ));
     }
-    for var in env.iter().filter(|v| !v.container_name.is_empty()) {
-        if !init
-            .iter()
-            .chain(main.iter())
-            .any(|c| c.name == var.container_name)
-        {
-            return Err(ColdError::Other(format!(
-                "target container {:?} not found in template for environment variable {:?}",
-                var.container_name, var.name
-            )));
-        }
+    if let Some(var) = env.iter().find(|v| {
+        !v.container_name.is_empty()
+            && !init
+                .iter()
+                .chain(main.iter())
+                .any(|c| c.name == v.container_name)
+    }) {
+        return Err(ColdError::Other(format!(
+            "target container {:?} not found in template for environment variable {:?}",
+            var.container_name, var.name
+        )));
     }
     let first_main = main.first().map(|c| c.name.clone());
     for container in init.iter_mut().chain(main.iter_mut()) {
@@ -158,61 +157,74 @@ pub fn inject_env(
         if Some(&container.name) == first_main.as_ref() {
             entries.extend(env.iter().filter(|v| v.container_name.is_empty()));
         }
-        if entries.is_empty() {
-            continue;
-        }
-        if policy == EnvVarsInjectionPolicy::Allowed
-            && container.env_from.as_ref().is_some_and(|f| !f.is_empty())
-        {
-            return Err(ColdError::EnvRejected(format!(
-                "environment variable injection rejected: container {:?} uses EnvFrom sources; Allowed policy cannot safely prevent overriding EnvFrom-provided variables",
-                container.name
-            )));
-        }
-        let list = container.env.get_or_insert_with(Vec::new);
-        for entry in entries {
-            let literal = CoreEnvVar {
-                name: entry.name.clone(),
-                value: Some(entry.value.clone()),
-                value_from: None,
-            };
-            match list.iter_mut().find(|e| e.name == entry.name) {
-                Some(existing) if policy == EnvVarsInjectionPolicy::Overrides => {
-                    *existing = literal
-                }
-                Some(_) => {
-                    return Err(ColdError::Other(format!(
-                        "environment variable override is not allowed by the template policy for variable {:?}",
-                        entry.name
-                    )));
-                }
-                None => list.push(literal),
-            }
+        if !entries.is_empty() {
+            inject_into(container, &entries, policy)?;
         }
     }
     Ok(())
 }
 
+/// Sets `entries` as literal variables of `container`: a clash with an EnvFrom source or an
+/// existing variable is an error unless the policy allows overrides.
+fn inject_into(
+    container: &mut Container,
+    entries: &[&EnvVar],
+    policy: EnvVarsInjectionPolicy,
+) -> Result<(), ColdError> {
+    if policy == EnvVarsInjectionPolicy::Allowed
+        && container.env_from.as_ref().is_some_and(|f| !f.is_empty())
+    {
+        return Err(ColdError::EnvRejected(format!(
+            "environment variable injection rejected: container {:?} uses EnvFrom sources; Allowed policy cannot safely prevent overriding EnvFrom-provided variables",
+            container.name
+        )));
+    }
+    let list = container.env.get_or_insert_with(Vec::new);
+    for entry in entries {
+        let literal = CoreEnvVar {
+            name: entry.name.clone(),
+            value: Some(entry.value.clone()),
+            value_from: None,
+        };
+        match list.iter_mut().find(|e| e.name == entry.name) {
+            Some(existing) if policy == EnvVarsInjectionPolicy::Overrides => *existing = literal,
+            Some(_) => {
+                return Err(ColdError::Other(format!(
+                    "environment variable override is not allowed by the template policy for variable {:?}",
+                    entry.name
+                )));
+            }
+            None => list.push(literal),
+        }
+    }
+    Ok(())
+}
+
+/// The volume claim templates of the cold Sandbox: the template's (if valid), merged with the claim's
+/// when it has any.
+fn volume_claim_templates(
+    claim: &SandboxClaim,
+    template: &SandboxTemplate,
+) -> Result<Vec<PersistentVolumeClaimTemplate>, ColdError> {
+    let own = &template.spec.blueprint.volume_claim_templates;
+    if !claim.spec.volume_claim_templates.is_empty() {
+        return merge_volume_claim_templates(template, &claim.spec.volume_claim_templates);
+    }
+    match vct_problems(own) {
+        Some(p) => Err(ColdError::VolumeClaimTemplates(format!(
+            "invalid volume claim templates in template: {p}"
+        ))),
+        None => Ok(own.clone()),
+    }
+}
+
 /// The Sandbox a cold start creates for `claim` from `template` (named like the claim, owned by it).
 pub fn build(claim: &SandboxClaim, template: &SandboxTemplate) -> Result<Sandbox, ColdError> {
     let template_name = template.metadata.name.clone().unwrap_or_default();
-    let claim_labels = claim.metadata.labels.clone().unwrap_or_default();
-    let created_by = claim_labels
-        .get(labels::CREATED_BY)
-        .filter(|v| !v.is_empty());
     let uid = claim.metadata.uid.clone().unwrap_or_default();
 
     let mut blueprint = template.spec.blueprint.clone();
-    if claim.spec.volume_claim_templates.is_empty() {
-        if let Some(p) = vct_problems(&blueprint.volume_claim_templates) {
-            return Err(ColdError::VolumeClaimTemplates(format!(
-                "invalid volume claim templates in template: {p}"
-            )));
-        }
-    } else {
-        blueprint.volume_claim_templates =
-            merge_volume_claim_templates(template, &claim.spec.volume_claim_templates)?;
-    }
+    blueprint.volume_claim_templates = volume_claim_templates(claim, template)?;
 
     let mut identity = BTreeMap::from([
         (labels::CLAIM_UID.to_owned(), uid),
@@ -221,8 +233,8 @@ pub fn build(claim: &SandboxClaim, template: &SandboxTemplate) -> Result<Sandbox
             name_hash(&template_name),
         ),
     ]);
-    if let Some(creator) = created_by {
-        identity.insert(labels::CREATED_BY.to_owned(), creator.clone());
+    if let Some(creator) = created_by(claim) {
+        identity.insert(labels::CREATED_BY.to_owned(), creator);
     }
     let pod_metadata = &mut blueprint.pod_template.metadata;
     pod_metadata.labels.extend(identity.clone());
@@ -252,11 +264,7 @@ pub fn build(claim: &SandboxClaim, template: &SandboxTemplate) -> Result<Sandbox
             namespace: claim.metadata.namespace.clone(),
             labels: Some(sandbox_labels),
             annotations: Some(sandbox_annotations),
-            owner_references: Some(vec![controller_reference(
-                "extensions.agents.x-k8s.io/v1beta1",
-                "SandboxClaim",
-                &claim.metadata,
-            )]),
+            owner_references: Some(vec![claim_reference(claim)]),
             ..ObjectMeta::default()
         },
         spec: SandboxSpec {

@@ -7,7 +7,7 @@ use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim, SandboxTemplate};
 
 use super::state::Pass;
 use crate::claim::api::ClaimApi;
-use crate::claim::metadata::merge_no_override;
+use crate::claim::metadata::{created_by, merge_no_override, set_created_by};
 use crate::claim::patch;
 use crate::claim::status::ClaimError;
 
@@ -70,13 +70,7 @@ fn synced(
     template: &SandboxTemplate,
 ) -> Result<Sandbox, String> {
     let template_hash = name_hash(template.metadata.name.as_deref().unwrap_or_default());
-    let created_by = claim
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(labels::CREATED_BY))
-        .filter(|v| !v.is_empty())
-        .cloned();
+    let created_by = created_by(claim);
     let mut desired = template.spec.blueprint.pod_template.metadata.clone();
     let uid = claim.metadata.uid.clone().unwrap_or_default();
     desired.labels.insert(labels::CLAIM_UID.to_owned(), uid);
@@ -84,20 +78,12 @@ fn synced(
         labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(),
         template_hash.clone(),
     );
-    match &created_by {
-        Some(creator) => desired
-            .labels
-            .insert(labels::CREATED_BY.to_owned(), creator.clone()),
-        None => desired.labels.remove(labels::CREATED_BY),
-    };
+    set_created_by(&mut desired.labels, created_by.as_ref());
     merge_no_override(&mut desired, &claim.spec.additional_pod_metadata)?;
     let mut updated = sandbox.clone();
     updated.spec.blueprint.pod_template.metadata = desired;
     let sandbox_labels = updated.metadata.labels.get_or_insert_with(Default::default);
     sandbox_labels.insert(labels::SANDBOX_TEMPLATE_REF_HASH.to_owned(), template_hash);
-    match created_by {
-        Some(creator) => sandbox_labels.insert(labels::CREATED_BY.to_owned(), creator),
-        None => sandbox_labels.remove(labels::CREATED_BY),
-    };
+    set_created_by(sandbox_labels, created_by.as_ref());
     Ok(updated)
 }
