@@ -96,21 +96,21 @@ mod tests {
         Timestamp::from_second(second).expect("valid")
     }
 
+    /// A desired condition whose message is its reason in lower case.
+    fn desired(type_: &'static str, status: &'static str, reason: &str) -> Desired {
+        Desired::new(type_, status, reason, reason.to_lowercase())
+    }
+
+    /// [`set`] at second `second`.
+    fn set_at(list: &mut Vec<Condition>, desired: Desired, generation: Option<i64>, second: i64) {
+        set(list, desired, generation, at(second));
+    }
+
     #[test]
     fn insert_appends_with_now() {
         let mut list = Vec::new();
-        set(
-            &mut list,
-            Desired::new("Ready", "False", "A", "a"),
-            Some(1),
-            at(10),
-        );
-        set(
-            &mut list,
-            Desired::new("Other", "True", "B", "b"),
-            Some(1),
-            at(11),
-        );
+        set_at(&mut list, desired("Ready", "False", "A"), Some(1), 10);
+        set_at(&mut list, desired("Other", "True", "B"), Some(1), 11);
         assert_eq!(
             list.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
             ["Ready", "Other"]
@@ -121,42 +121,22 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_status_changes() {
         let mut list = Vec::new();
-        set(
-            &mut list,
-            Desired::new("Ready", "False", "A", "a"),
-            Some(1),
-            at(10),
-        );
-        set(
-            &mut list,
-            Desired::new("Ready", "False", "B", "b"),
-            Some(2),
-            at(20),
-        );
+        set_at(&mut list, desired("Ready", "False", "A"), Some(1), 10);
+        set_at(&mut list, desired("Ready", "False", "B"), Some(2), 20);
         assert_eq!(list[0].last_transition_time, Time(at(10)));
         assert_eq!(
             (list[0].reason.as_str(), list[0].message.as_str()),
             ("B", "b")
         );
         assert_eq!(list[0].observed_generation, Some(2));
-        set(
-            &mut list,
-            Desired::new("Ready", "True", "B", "b"),
-            Some(2),
-            at(30),
-        );
+        set_at(&mut list, desired("Ready", "True", "B"), Some(2), 30);
         assert_eq!(list[0].last_transition_time, Time(at(30)));
     }
 
     #[test]
     fn remove_and_find() {
         let mut list = Vec::new();
-        set(
-            &mut list,
-            Desired::new("Ready", "False", "A", "a"),
-            None,
-            at(1),
-        );
+        set_at(&mut list, desired("Ready", "False", "A"), None, 1);
         assert!(find(&list, "Ready").is_some());
         remove(&mut list, "Ready");
         assert!(find(&list, "Ready").is_none());

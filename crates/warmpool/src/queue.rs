@@ -80,6 +80,20 @@ mod tests {
         }
     }
 
+    /// A queue for pool `ns/p` holding `(name, node)` candidates in order.
+    fn queue(candidates: &[(&str, &str)]) -> AdoptionQueue {
+        let mut q = AdoptionQueue::default();
+        for (name, node) in candidates {
+            q.add("ns/p", c(name, node));
+        }
+        q
+    }
+
+    /// The names in the order the queue hands them out.
+    fn drain(mut q: AdoptionQueue) -> Vec<String> {
+        std::iter::from_fn(|| q.pop_node_spread("ns/p").map(|c| c.name)).collect()
+    }
+
     #[test]
     fn add_dedups_and_updates_the_node_in_place() {
         let mut q = AdoptionQueue::default();
@@ -124,12 +138,7 @@ mod tests {
 
     #[test]
     fn draining_spreads_across_nodes() {
-        let mut q = AdoptionQueue::default();
-        for (name, node) in [("a", "n1"), ("b", "n1"), ("c", "n1"), ("d", "n2")] {
-            q.add("ns/p", c(name, node));
-        }
-        let order: Vec<String> =
-            std::iter::from_fn(|| q.pop_node_spread("ns/p").map(|c| c.name)).collect();
+        let order = drain(queue(&[("a", "n1"), ("b", "n1"), ("c", "n1"), ("d", "n2")]));
         assert_eq!(
             order,
             ["a", "b", "c", "d"].map(String::from),
@@ -139,17 +148,9 @@ mod tests {
 
     #[test]
     fn candidates_on_distinct_nodes_come_out_oldest_first_and_the_rest_keep_their_order() {
-        let mut q = AdoptionQueue::default();
-        for (name, node) in [("a", "n1"), ("b", "n2"), ("c", "n3")] {
-            q.add("ns/p", c(name, node));
-        }
+        let mut q = queue(&[("a", "n1"), ("b", "n2"), ("c", "n3")]);
         assert_eq!(q.pop_node_spread("ns/p").map(|c| c.name), Some("a".into()));
-        let mut q = AdoptionQueue::default();
-        for (name, node) in [("a", "n1"), ("b", "n2"), ("c", "n1"), ("d", "")] {
-            q.add("ns/p", c(name, node));
-        }
-        let order: Vec<String> =
-            std::iter::from_fn(|| q.pop_node_spread("ns/p").map(|c| c.name)).collect();
+        let order = drain(queue(&[("a", "n1"), ("b", "n2"), ("c", "n1"), ("d", "")]));
         assert_eq!(
             order,
             ["a", "b", "c", "d"].map(String::from),

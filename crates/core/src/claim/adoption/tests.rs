@@ -50,6 +50,18 @@ fn member(pool: &str) -> Sandbox {
     s
 }
 
+/// A pool member whose pod template says it is not safe to evict.
+fn member_not_safe_to_evict() -> Sandbox {
+    let mut m = member("p");
+    m.spec
+        .blueprint
+        .pod_template
+        .metadata
+        .annotations
+        .insert(annotations::SAFE_TO_EVICT.into(), "false".into());
+    m
+}
+
 #[test]
 fn candidates_must_be_unclaimed_members_of_the_claims_pool() {
     assert_eq!(
@@ -167,13 +179,7 @@ fn adoption_moves_the_sandbox_from_the_pool_to_the_claim() {
 
 #[test]
 fn a_template_safe_to_evict_false_survives_and_created_by_is_removed_when_the_claim_has_none() {
-    let mut m = member("p");
-    m.spec
-        .blueprint
-        .pod_template
-        .metadata
-        .annotations
-        .insert(annotations::SAFE_TO_EVICT.into(), "false".into());
+    let m = member_not_safe_to_evict();
     let adopted = complete(&m, &claim("p"), None).expect("adopts");
     let pod = &adopted.spec.blueprint.pod_template.metadata;
     assert_eq!(
@@ -269,13 +275,7 @@ fn the_claim_identity_lands_on_the_pod_template_and_created_by_leaves_it() {
 
 #[test]
 fn a_template_safe_to_evict_false_survives_when_the_template_is_known() {
-    let mut m = member("p");
-    m.spec
-        .blueprint
-        .pod_template
-        .metadata
-        .annotations
-        .insert(annotations::SAFE_TO_EVICT.into(), "false".into());
+    let m = member_not_safe_to_evict();
     let t = template_with_pod_annotation(annotations::SAFE_TO_EVICT, "false");
     let adopted = complete(&m, &claim("p"), Some(&t)).expect("adopts");
     assert_eq!(
