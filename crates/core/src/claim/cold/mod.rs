@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar as CoreEnvVar};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::metadata::{claim_reference, created_by, merge_no_override, trace_context};
+use crate::claim::status::ClaimError;
 use crate::template::apply_secure_defaults;
 
 /// Why a cold Sandbox could not be built.
@@ -26,6 +27,17 @@ pub enum ColdError {
     VolumeClaimTemplates(String),
     /// Anything else (reported as ReconcilerError and retried with backoff, as upstream).
     Other(String),
+}
+
+/// The pass reports a cold build's error as the claim error of the same name.
+impl From<ColdError> for ClaimError {
+    fn from(error: ColdError) -> Self {
+        match error {
+            ColdError::EnvRejected(m) => ClaimError::EnvRejected(m),
+            ColdError::VolumeClaimTemplates(m) => ClaimError::VolumeClaimTemplates(m),
+            ColdError::Other(m) => ClaimError::Other(m),
+        }
+    }
 }
 
 impl ColdError {

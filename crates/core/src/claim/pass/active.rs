@@ -77,11 +77,7 @@ async fn create_cold<A: ClaimApi>(
     pass: &mut Pass<'_, A>,
     template: &SandboxTemplate,
 ) -> Result<Sandbox, ClaimError> {
-    let sandbox = cold::build(&pass.claim, template).map_err(|e| match e {
-        cold::ColdError::EnvRejected(m) => ClaimError::EnvRejected(m),
-        cold::ColdError::VolumeClaimTemplates(m) => ClaimError::VolumeClaimTemplates(m),
-        cold::ColdError::Other(m) => ClaimError::Other(m),
-    })?;
+    let sandbox = cold::build(&pass.claim, template)?;
     match pass.api.create_sandbox(sandbox).await {
         Ok(created) => {
             let name = created.metadata.name.clone().unwrap_or_default();

@@ -52,13 +52,8 @@ pub(super) async fn sync_metadata<A: ClaimApi>(
 }
 
 fn template_missing(error: ClaimError) -> ClaimError {
-    let detail = match error {
-        ClaimError::WarmPoolNotFound(n) => format!("SandboxWarmPool {n:?} not found"),
-        ClaimError::TemplateNotFound(n) => format!("SandboxTemplate {n:?} not found"),
-        other => format!("{other:?}"),
-    };
     ClaimError::Other(format!(
-        "failed to get template for metadata propagation: {detail}"
+        "failed to get template for metadata propagation: {error}"
     ))
 }
 

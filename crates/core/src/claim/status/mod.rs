@@ -10,25 +10,34 @@ use k8s_openapi::jiff::Timestamp;
 use crate::conditions::{self as condition_list, Desired};
 
 /// How a claim pass went wrong, classified the way the Ready condition reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
     /// The pool's SandboxTemplate does not exist (its name).
+    #[error("SandboxTemplate {0:?} not found")]
     TemplateNotFound(String),
     /// The referenced SandboxWarmPool does not exist (its name).
+    #[error("SandboxWarmPool {0:?} not found")]
     WarmPoolNotFound(String),
     /// Lost a race adopting a warm Sandbox (detail).
+    #[error("{0}")]
     AdoptionConflict(String),
     /// A cold create found the Sandbox already there (the cache lags).
+    #[error("Sandbox already created; waiting for cache to converge")]
     CreatePending,
     /// `additionalPodMetadata` failed validation.
+    #[error("{0}")]
     InvalidMetadata(String),
     /// `spec.env` rejected by the template policy.
+    #[error("{0}")]
     EnvRejected(String),
     /// Expired, but the Sandbox to delete is not controlled by the claim.
+    #[error("{0}")]
     NotOwnedOnExpiry(String),
     /// Volume claim templates disallowed or invalid.
+    #[error("{0}")]
     VolumeClaimTemplates(String),
     /// Anything else.
+    #[error("{0}")]
     Other(String),
 }
 
