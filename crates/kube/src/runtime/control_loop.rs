@@ -20,6 +20,11 @@ use crate::runtime::feed::Change;
 use crate::runtime::retry::Failures;
 use crate::runtime::watch::Watched;
 
+/// What a pass that succeeded asks for: a look after `requeue` if it names one, else the next change.
+pub fn requeue_after(requeue: Option<std::time::Duration>) -> Action {
+    requeue.map_or_else(Action::await_change, Action::requeue)
+}
+
 /// One controller's pass, and what it does when its objects come and go.
 pub trait Reconcile: Send + Sync + 'static {
     /// The kind it reconciles.

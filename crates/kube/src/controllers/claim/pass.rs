@@ -14,7 +14,7 @@ use crate::controllers::claim::first_observed::FirstObserved;
 use crate::controllers::claim::legacy::LegacyPolicies;
 use crate::controllers::claim::writes::{Caches, KubeClaimApi};
 use crate::metrics::Metrics;
-use crate::runtime::control_loop::Reconcile;
+use crate::runtime::control_loop::{Reconcile, requeue_after};
 use crate::runtime::error::Error;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::writes::Writer;
@@ -74,9 +74,7 @@ impl Reconcile for ClaimPass {
         if let Some(error) = outcome.error {
             return Err(Error::summary(error, api.into_errors()));
         }
-        Ok(outcome
-            .requeue_after
-            .map_or_else(Action::await_change, Action::requeue))
+        Ok(requeue_after(outcome.requeue_after))
     }
 
     fn applied(&self, claim: &SandboxClaim) {

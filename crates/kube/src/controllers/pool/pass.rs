@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controllers::pool::writes::PoolWrites;
-use crate::runtime::control_loop::Reconcile;
+use crate::runtime::control_loop::{Reconcile, requeue_after};
 use crate::runtime::error::Error;
 use crate::runtime::events::EventPublisher;
 
@@ -127,9 +127,7 @@ impl PoolPass {
             return Err(error);
         }
         tracing::debug!(requeue = ?plan.requeue_after, "warm pool reconciled");
-        Ok(plan
-            .requeue_after
-            .map_or_else(Action::await_change, Action::requeue))
+        Ok(requeue_after(plan.requeue_after))
     }
 }
 

@@ -15,7 +15,7 @@ use crate::controllers::sandbox::expectations::Expectations;
 use crate::controllers::sandbox::observe::{observe, seen_in_cache};
 use crate::controllers::sandbox::writes::{Written, execute, write_status};
 use crate::metrics::Metrics;
-use crate::runtime::control_loop::Reconcile;
+use crate::runtime::control_loop::{Reconcile, requeue_after};
 use crate::runtime::error::Error;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::writes::Writer;
@@ -128,9 +128,7 @@ impl SandboxPass {
             return Err(error);
         }
         tracing::debug!(actions = executed.outcomes.len(), requeue = ?outcome.requeue_after, "reconciled");
-        Ok(outcome
-            .requeue_after
-            .map_or_else(Action::await_change, Action::requeue))
+        Ok(requeue_after(outcome.requeue_after))
     }
 }
 
