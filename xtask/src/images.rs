@@ -3,6 +3,7 @@
 //! See docs/local-cluster.md ("Images").
 
 mod apt_sources;
+mod binaries;
 mod catalog;
 mod elf;
 mod layer;
