@@ -134,7 +134,10 @@ pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Re
     tracing::info!(
         address = %listener.local_addr().unwrap_or(flags.bind_address),
         namespace = flags.namespace.as_deref().unwrap_or("(all)"),
-        auth = ?flags.auth,
+        auth = match flags.auth {
+            AuthMode::None => "none",
+            AuthMode::Tokenreview => "tokenreview",
+        },
         api_server = ?api_server,
         "serving"
     );
