@@ -3,6 +3,7 @@
 //! See docs/local-cluster.md ("Images").
 
 mod apt_sources;
+mod binaries;
 mod catalog;
 mod elf;
 mod layer;
@@ -91,7 +92,7 @@ fn ensure(names: &[Name], pause_bin: Option<&Path>) -> anyhow::Result<Vec<Archiv
     if names.contains(&Name::Pause) && pause_bin.is_none() {
         bail!(
             "the pause image needs --pause-bin PATH (a static binary; `cargo xtask cluster up` passes the one it builds), \
-             or leave it out with --only busybox --only python"
+             or leave it out with --only NAME (busybox, python, runtime, router)"
         );
     }
     let mut archives = Vec::new();

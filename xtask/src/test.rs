@@ -17,6 +17,11 @@ const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
 /// Where the suites look for that binary (tests/harness/src/controller.rs).
 const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
 
+/// The router binary the `router` suite runs as a process, and where it looks for it
+/// (tests/harness/src/router.rs).
+const ROUTER_PACKAGE: &str = "agent-sandbox-router";
+const ROUTER_BIN_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
+
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,8 +39,8 @@ pub struct Args {
     no_real_node: bool,
 }
 
-/// The suite that needs the real node (tests/e2e/tests/real_node.rs).
-const REAL_NODE_SUITE: &str = "real_node";
+/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs).
+const REAL_NODE_SUITES: [&str; 2] = ["real_node", "router"];
 
 /// Runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -58,9 +63,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // The suites start the real controller binary and call our kubectl; the bench smoke runs need both.
     crate::bench::build("dev")?;
+    run_cmd(cargo().args(["build", "--package", ROUTER_PACKAGE]))?;
     let controller = workspace::root()
         .join("target/debug")
         .join(CONTROLLER_PACKAGE);
+    let router = workspace::root().join("target/debug").join(ROUTER_PACKAGE);
     // A cluster this command starts must leave the machine as it found it: compare before and after.
     let before = cluster::residue::Snapshot::take();
     let outcome = cluster::up(args.nodes, !args.no_real_node)?;
@@ -71,14 +78,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut e2e = cargo();
     e2e.args(["test", "--package", E2E_PACKAGE]);
     if args.no_real_node {
-        e2e.args(e2e_targets_except(REAL_NODE_SUITE)?);
-        eprintln!("[test] --no-real-node: the {REAL_NODE_SUITE} suite is NOT run");
+        e2e.args(e2e_targets_except(&REAL_NODE_SUITES)?);
+        eprintln!(
+            "[test] --no-real-node: the {} suites are NOT run",
+            REAL_NODE_SUITES.join(" and ")
+        );
     } else {
         e2e.arg("--all-targets");
     }
     let result = run_cmd(
         e2e.env("KUBECONFIG", cluster::kubeconfig_path())
             .env(CONTROLLER_BIN_ENV, &controller)
+            .env(ROUTER_BIN_ENV, &router)
             .env("PATH", path),
     );
     eprintln!(
@@ -118,8 +129,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--test NAME` for every test target of the e2e package but `skip`.
-fn e2e_targets_except(skip: &str) -> anyhow::Result<Vec<String>> {
+/// `--test NAME` for every test target of the e2e package but those in `skip`.
+fn e2e_targets_except(skip: &[&str]) -> anyhow::Result<Vec<String>> {
     let dir = workspace::root().join("tests/e2e/tests");
     let mut args = Vec::new();
     for entry in std::fs::read_dir(&dir)? {
@@ -127,7 +138,7 @@ fn e2e_targets_except(skip: &str) -> anyhow::Result<Vec<String>> {
         let is_target = path.extension().is_some_and(|e| e == "rs");
         if let Some(stem) = path.file_stem().and_then(|s| s.to_str())
             && is_target
-            && stem != skip
+            && !skip.contains(&stem)
         {
             args.extend(["--test".to_string(), stem.to_string()]);
         }

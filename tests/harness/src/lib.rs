@@ -1,6 +1,6 @@
 //! `agent-sandbox-testkit`: what every end-to-end suite of agent-sandbox-rs shares.
 //!
-//! * [`controller`]: the real controller binary as a process;
+//! * [`controller`]: the real controller binary as a process; [`router`]: the router binary as one;
 //! * [`cluster`]: find (or start, via `cargo xtask cluster up`) the local control plane once per run;
 //! * [`TestEnv`]: a unique namespace per test, deleted afterwards, with component logs dumped on failure;
 //! * [`crds`]: install our CRDs from deploy/crds;
@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod kubectl;
 pub mod logs;
 pub mod manifests;
+pub mod router;
 pub mod wait;
 
 pub use env::{TestEnv, create_labelled_namespace};

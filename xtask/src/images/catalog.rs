@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use super::binaries::static_binary;
 use super::elf;
 use super::layer::{self, Content, Entry};
 use super::oci::{Image, ImageConfig, LayerSource, Platform};
@@ -17,7 +18,7 @@ const BUSYBOX: &str = "/bin/busybox";
 /// The `PATH` every image gets, as container runtimes expect it set by the image.
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The Python image's userland: the full standard library (`python3-venv` adds venv, ensurepip and
+/// The userland of the python and runtime images (one rootfs, built once, shared by both): the full standard library (`python3-venv` adds venv, ensurepip and
 /// distutils, which Debian ships separately) and CA certificates for TLS, without documentation.
 const PYTHON_ROOTFS: DebianRootfs = DebianRootfs {
     suite: "bookworm",
@@ -45,11 +46,35 @@ pub enum Name {
     Busybox,
     /// Debian's Python 3 with its standard library.
     Python,
+    /// The in-sandbox daemon (`agent-sandbox-runtime`) on the python image's userland.
+    Runtime,
+    /// The sandbox router (`agent-sandbox-router`): one static binary, nothing else.
+    Router,
+}
+
+/// UID and GID of the runtime image's user, upstream sandboxd's `USER 1000`.
+const RUNTIME_USER: u32 = 1000;
+
+/// UID and GID of the router image's user: the conventional distroless "nonroot".
+const ROUTER_USER: u32 = 65532;
+
+/// What an image is made of: an optional Debian root filesystem as the bottom layer, then one
+/// layer of entries on top (none for a rootfs-only image), and how a container starts.
+struct Recipe {
+    base: Option<DebianRootfs>,
+    entries: Vec<Entry>,
+    config: ImageConfig,
 }
 
 impl Name {
     /// Every image, in build order.
-    pub const ALL: [Self; 3] = [Self::Pause, Self::Busybox, Self::Python];
+    pub const ALL: [Self; 5] = [
+        Self::Pause,
+        Self::Busybox,
+        Self::Python,
+        Self::Runtime,
+        Self::Router,
+    ];
 
     /// The short name used in references and archive file names.
     pub fn as_str(self) -> &'static str {
@@ -57,6 +82,8 @@ impl Name {
             Self::Pause => "pause",
             Self::Busybox => "busybox",
             Self::Python => "python",
+            Self::Runtime => "runtime",
+            Self::Router => "router",
         }
     }
 
@@ -67,20 +94,26 @@ impl Name {
 
     /// Gathers the image's layers and config. `pause_bin` is needed for [`Name::Pause`] only.
     pub fn image(self, pause_bin: Option<&Path>) -> anyhow::Result<Image> {
-        let (config, layers) = match self {
-            Self::Pause => {
-                let bin = pause_bin.context(
-                    "the pause image needs --pause-bin PATH (`cargo xtask cluster up` passes the one it builds)",
-                )?;
-                pause(bin)?
-            }
+        let recipe = match self {
+            Self::Pause => pause(pause_bin.context(
+                "the pause image needs --pause-bin PATH (`cargo xtask cluster up` passes the one it builds)",
+            )?)?,
             Self::Busybox => busybox()?,
-            Self::Python => python()?,
+            Self::Python => python(),
+            Self::Runtime => runtime()?,
+            Self::Router => router()?,
         };
+        let mut layers = Vec::new();
+        if let Some(base) = recipe.base {
+            layers.push(LayerSource::File(base.ensure()?));
+        }
+        if !recipe.entries.is_empty() {
+            layers.push(LayerSource::Bytes(layer::build(&recipe.entries)?));
+        }
         Ok(Image {
             reference: self.reference(),
             platform: Platform::host()?,
-            config,
+            config: recipe.config,
             layers,
         })
     }
@@ -104,35 +137,42 @@ fn require_static(path: &Path, hint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pause(bin: &Path) -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
-    require_static(bin, "build it with CGO_ENABLED=0")?;
-    let layer = layer::build(&[Entry::File {
-        path: "pause".into(),
-        content: Content::Host(bin.to_path_buf()),
+/// An executable at `path` in the image, from `host`, which must be statically linked.
+fn static_executable(path: &str, host: &Path, hint: &str) -> anyhow::Result<Entry> {
+    require_static(host, hint)?;
+    Ok(Entry::File {
+        path: path.into(),
+        content: Content::Host(host.to_path_buf()),
         mode: 0o755,
-    }])?;
-    let config = ImageConfig {
-        entrypoint: vec!["/pause".into()],
-        env: vec![PATH_ENV.into()],
-        // The conventional pause user: nobody-like, distinct from workload users.
-        user: Some("65535:65535".into()),
-        labels: description("Kubernetes pod sandbox (pause) for the local node"),
-        ..ImageConfig::default()
-    };
-    Ok((config, vec![LayerSource::Bytes(layer)]))
+    })
 }
 
-fn busybox() -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
+fn pause(bin: &Path) -> anyhow::Result<Recipe> {
+    Ok(Recipe {
+        base: None,
+        entries: vec![static_executable(
+            "pause",
+            bin,
+            "build it with CGO_ENABLED=0",
+        )?],
+        config: ImageConfig {
+            entrypoint: vec!["/pause".into()],
+            env: vec![PATH_ENV.into()],
+            // The conventional pause user: nobody-like, distinct from workload users.
+            user: Some("65535:65535".into()),
+            labels: description("Kubernetes pod sandbox (pause) for the local node"),
+            ..ImageConfig::default()
+        },
+    })
+}
+
+fn busybox() -> anyhow::Result<Recipe> {
     let bin = Path::new(BUSYBOX);
     if !bin.exists() {
         bail!(
             "{BUSYBOX} is missing: install the Debian package `busybox-static` (apt-get install busybox-static)"
         );
     }
-    require_static(
-        bin,
-        "install the Debian package `busybox-static` instead of `busybox`",
-    )?;
     let out = Command::new(bin)
         .arg("--list-full")
         .output()
@@ -142,11 +182,11 @@ fn busybox() -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
     }
     let applets = String::from_utf8(out.stdout).context("busybox applet list is not UTF-8")?;
     let mut entries = vec![
-        Entry::File {
-            path: "bin/busybox".into(),
-            content: Content::Host(bin.to_path_buf()),
-            mode: 0o755,
-        },
+        static_executable(
+            "bin/busybox",
+            bin,
+            "install the Debian package `busybox-static` instead of `busybox`",
+        )?,
         Entry::File {
             path: "etc/passwd".into(),
             content: Content::Bytes(
@@ -163,10 +203,12 @@ fn busybox() -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
         Entry::Dir {
             path: "tmp".into(),
             mode: 0o1777,
+            owner: 0,
         },
         Entry::Dir {
             path: "root".into(),
             mode: 0o700,
+            owner: 0,
         },
     ];
     // One absolute symlink per applet (`bin/sh`, `usr/bin/awk`, ...): busybox dispatches on argv[0].
@@ -180,23 +222,88 @@ fn busybox() -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
                 target: "/bin/busybox".into(),
             }),
     );
-    let config = ImageConfig {
-        entrypoint: vec!["/bin/sh".into()],
-        env: vec![PATH_ENV.into()],
-        labels: description("busybox shell and tools"),
-        ..ImageConfig::default()
-    };
-    Ok((config, vec![LayerSource::Bytes(layer::build(&entries)?)]))
+    Ok(Recipe {
+        base: None,
+        entries,
+        config: ImageConfig {
+            entrypoint: vec!["/bin/sh".into()],
+            env: vec![PATH_ENV.into()],
+            labels: description("busybox shell and tools"),
+            ..ImageConfig::default()
+        },
+    })
 }
 
-fn python() -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
-    let rootfs = PYTHON_ROOTFS.ensure()?;
-    let config = ImageConfig {
-        entrypoint: vec!["python3".into()],
-        // C.UTF-8 is built into glibc, so UTF-8 I/O works without locale files.
-        env: vec![PATH_ENV.into(), "LANG=C.UTF-8".into()],
-        labels: description("Debian bookworm python3 with its standard library"),
-        ..ImageConfig::default()
-    };
-    Ok((config, vec![LayerSource::File(rootfs)]))
+fn python() -> Recipe {
+    Recipe {
+        base: Some(PYTHON_ROOTFS),
+        entries: Vec::new(),
+        config: ImageConfig {
+            entrypoint: vec!["python3".into()],
+            // C.UTF-8 is built into glibc, so UTF-8 I/O works without locale files.
+            env: vec![PATH_ENV.into(), "LANG=C.UTF-8".into()],
+            labels: description("Debian bookworm python3 with its standard library"),
+            ..ImageConfig::default()
+        },
+    }
+}
+
+/// The python image's rootfs (same layer, same digest, stored once by containerd) plus the
+/// runtime daemon and a `/workspace` owned by UID 1000, which it runs as (no passwd entry: nothing
+/// needs one, and the rootfs's own files stay untouched): a drop-in for upstream's python-runtime and
+/// sandboxd images, where commands find `python3`, a shell and coreutils.
+fn runtime() -> anyhow::Result<Recipe> {
+    let bin = static_binary("agent-sandbox-runtime")?;
+    let entries = vec![
+        static_executable(
+            "usr/local/bin/agent-sandbox-runtime",
+            &bin,
+            "it must be built with -C target-feature=+crt-static",
+        )?,
+        Entry::Dir {
+            path: "workspace".into(),
+            mode: 0o755,
+            owner: RUNTIME_USER,
+        },
+    ];
+    Ok(Recipe {
+        base: Some(PYTHON_ROOTFS),
+        entries,
+        config: ImageConfig {
+            entrypoint: vec!["/usr/local/bin/agent-sandbox-runtime".into()],
+            env: vec![
+                PATH_ENV.into(),
+                "LANG=C.UTF-8".into(),
+                "HOME=/workspace".into(),
+            ],
+            working_dir: Some("/workspace".into()),
+            user: Some(format!("{RUNTIME_USER}:{RUNTIME_USER}")),
+            labels: description(
+                "agent-sandbox-runtime (legacy python-runtime API :8888, sandboxd REST :8080, gRPC :9090) on Debian bookworm python3",
+            ),
+            exposed_ports: vec!["8888/tcp".into(), "8080/tcp".into(), "9090/tcp".into()],
+            ..ImageConfig::default()
+        },
+    })
+}
+
+/// The router binary alone: no shell, no libc, not root.
+fn router() -> anyhow::Result<Recipe> {
+    let bin = static_binary("agent-sandbox-router")?;
+    Ok(Recipe {
+        base: None,
+        entries: vec![static_executable(
+            "agent-sandbox-router",
+            &bin,
+            "it must be built with -C target-feature=+crt-static",
+        )?],
+        config: ImageConfig {
+            entrypoint: vec!["/agent-sandbox-router".into()],
+            env: vec![PATH_ENV.into()],
+            user: Some(format!("{ROUTER_USER}:{ROUTER_USER}")),
+            labels: description("agent-sandbox-router: X-Sandbox-* reverse proxy to Sandbox pods"),
+            exposed_ports: vec!["8080/tcp".into()],
+            ..ImageConfig::default()
+        },
+    })
 }

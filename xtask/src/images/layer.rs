@@ -1,7 +1,7 @@
 //! Builds one image layer (an uncompressed tar) from a list of directories, files and symlinks.
 //!
 //! The tar is deterministic: entries are sorted by path, every parent directory is present, and
-//! owner, group and modification time are all zero, so the same entries always give the same bytes
+//! modification times are zero, as are owner and group except for a directory given an owner, so the same entries always give the same bytes
 //! (and therefore the same layer digest).
 
 use std::collections::BTreeMap;
@@ -30,6 +30,9 @@ pub enum Entry {
         path: String,
         /// Permission bits, including sticky/setuid bits.
         mode: u32,
+        /// User and group id (the same number) owning it: 0 except for a directory the image's
+        /// non-root user must write, such as the runtime's `/workspace`.
+        owner: u32,
     },
     /// A regular file.
     File {
@@ -81,13 +84,13 @@ fn normalize(path: &str) -> anyhow::Result<String> {
 }
 
 /// A header with everything that would make the tar depend on the host or the clock set to zero.
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+fn header(kind: tar::EntryType, mode: u32, size: u64, owner: u32) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(mode);
     header.set_size(size);
-    header.set_uid(0);
-    header.set_gid(0);
+    header.set_uid(owner.into());
+    header.set_gid(owner.into());
     header.set_mtime(0);
     header
 }
@@ -114,11 +117,11 @@ pub fn build(entries: &[Entry]) -> anyhow::Result<Vec<u8>> {
             .is_some_and(|(p, _)| p.starts_with(&format!("{path}/")));
         match entry {
             None | Some(Entry::Dir { .. }) => {
-                let mode = match entry {
-                    Some(Entry::Dir { mode, .. }) => *mode,
-                    _ => IMPLICIT_DIR_MODE,
+                let (mode, owner) = match entry {
+                    Some(Entry::Dir { mode, owner, .. }) => (*mode, *owner),
+                    _ => (IMPLICIT_DIR_MODE, 0),
                 };
-                let mut h = header(tar::EntryType::Directory, mode, 0);
+                let mut h = header(tar::EntryType::Directory, mode, 0, owner);
                 builder
                     .append_data(&mut h, format!("{path}/"), std::io::empty())
                     .with_context(|| format!("adding directory {path}"))?;
@@ -132,13 +135,13 @@ pub fn build(entries: &[Entry]) -> anyhow::Result<Vec<u8>> {
                     Content::Host(host) => std::fs::read(host)
                         .with_context(|| format!("reading {} for {path}", host.display()))?,
                 };
-                let mut h = header(tar::EntryType::Regular, *mode, bytes.len() as u64);
+                let mut h = header(tar::EntryType::Regular, *mode, bytes.len() as u64, 0);
                 builder
                     .append_data(&mut h, path, bytes.as_slice())
                     .with_context(|| format!("adding file {path}"))?;
             }
             Some(Entry::Symlink { target, .. }) => {
-                let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+                let mut h = header(tar::EntryType::Symlink, 0o777, 0, 0);
                 builder
                     .append_link(&mut h, path, target)
                     .with_context(|| format!("adding symlink {path} -> {target}"))?;
@@ -169,7 +172,10 @@ mod tests {
                     .map(|t| t.to_string_lossy().to_string())
                     .unwrap_or_default();
                 assert_eq!(entry.header().mtime().unwrap(), 0);
-                assert_eq!(entry.header().uid().unwrap(), 0);
+                // Only the owned directory of `owned_directory_keeps_its_owner` is not root's.
+                if path != "workspace/" {
+                    assert_eq!(entry.header().uid().unwrap(), 0);
+                }
                 let mut data = Vec::new();
                 std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
                 (path, kind, mode, target, data)
@@ -196,6 +202,7 @@ mod tests {
             Entry::Dir {
                 path: "tmp".into(),
                 mode: 0o1777,
+                owner: 0,
             },
         ])
         .unwrap();
@@ -228,12 +235,28 @@ mod tests {
             Entry::Dir {
                 path: "root/".into(),
                 mode: 0o700,
+                owner: 0,
             },
         ])
         .unwrap();
         let got = listing(&tar);
         assert_eq!(got[0].0, "root/");
         assert_eq!(got[0].2, 0o700);
+    }
+
+    #[test]
+    fn owned_directory_keeps_its_owner() {
+        let tar = build(&[Entry::Dir {
+            path: "workspace".into(),
+            mode: 0o755,
+            owner: 1000,
+        }])
+        .unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.header().uid().unwrap(), 1000);
+        assert_eq!(entry.header().gid().unwrap(), 1000);
+        assert_eq!(listing(&tar)[0].0, "workspace/");
     }
 
     #[test]
