@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::apiserver::ApiUsage;
+use crate::controller::ControllerSpec;
 use crate::prom::HistogramSummary;
 use crate::stats::{Latency, round};
 use crate::sysinfo::Machine;
@@ -38,6 +39,17 @@ pub struct RunReport {
     pub command: String,
     /// Measured phases in order.
     pub phases: Vec<Phase>,
+}
+
+impl RunReport {
+    /// The report of one run of `spec`.
+    pub fn new(spec: &ControllerSpec, phases: Vec<Phase>) -> Self {
+        Self {
+            controller: spec.label.clone(),
+            command: spec.command.clone(),
+            phases,
+        }
+    }
 }
 
 /// One measured phase.
