@@ -4,17 +4,16 @@
 //! `apiserver_flowcontrol_dispatched_requests_total{flow_schema=…}` counts its requests alone.
 //! (Not `system:masters`: that group is matched by the `exempt` schema, which nothing can precede.)
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use agent_sandbox_hostcmd as hostcmd;
+use anyhow::Context;
 use k8s_openapi::api::flowcontrol::v1::FlowSchema;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::prom::Scrape;
 
@@ -112,17 +111,8 @@ pub fn controller_kubeconfig(admin: &Path, dir: &Path) -> anyhow::Result<Option<
 }
 
 fn openssl(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .context("running openssl (needed to give the controller under test its own identity)")?;
-    if !out.status.success() {
-        bail!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    hostcmd::output("openssl", args)
+        .context("giving the controller under test its own identity needs `openssl`")?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 
 use super::build::Binaries;
@@ -99,28 +100,25 @@ pub fn up(bins: &Binaries) -> anyhow::Result<()> {
         Duration::from_secs(60),
     )?;
     host::keep_firewall_first()?;
-    kubectl(bins, &node)
-        .args(["apply", "-f"])
-        .arg(layout.config_file("runtimeclasses.yaml"))
-        .output()
-        .context("running kubectl apply")
-        .and_then(super::check_output("applying the RuntimeClasses"))?;
-    kubectl(bins, &node)
-        .args([
-            "wait",
-            "--for=condition=Ready",
-            &format!("node/{NODE_NAME}"),
-        ])
-        .arg("--timeout=120s")
-        .output()
-        .context("running kubectl wait")
-        .and_then(super::check_output("waiting for node-0 to become Ready"))
-        .map_err(|e| {
-            e.context(format!(
-                "kubelet log:\n{}",
-                process::log_tail(layout, "kubelet", 30)
-            ))
-        })?;
+    hostcmd::stdout(
+        kubectl(bins, &node)
+            .args(["apply", "-f"])
+            .arg(layout.config_file("runtimeclasses.yaml")),
+    )
+    .context("applying the RuntimeClasses")?;
+    hostcmd::stdout(kubectl(bins, &node).args([
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{NODE_NAME}"),
+        "--timeout=120s",
+    ]))
+    .context("waiting for node-0 to become Ready")
+    .map_err(|e| {
+        e.context(format!(
+            "kubelet log:\n{}",
+            process::log_tail(layout, "kubelet", 30)
+        ))
+    })?;
     eprintln!(
         "[cluster] real node {NODE_NAME} Ready in {:.1}s (containerd, runc, gVisor, CoreDNS, kube-proxy)",
         started.elapsed().as_secs_f64()
@@ -176,16 +174,13 @@ pub fn probe(node: &NodeLayout, name: &str) -> anyhow::Result<()> {
     let (port, path) = match name {
         "containerd" => {
             let bins = build::cached()?;
-            host::command_output(
-                &bins.node("crictl").display().to_string(),
-                &[
-                    "--runtime-endpoint",
-                    &format!("unix://{}", node.containerd_socket().display()),
-                    "--timeout",
-                    "2s",
-                    "version",
-                ],
-            )?;
+            hostcmd::stdout(Command::new(bins.node("crictl")).args([
+                "--runtime-endpoint",
+                &format!("unix://{}", node.containerd_socket().display()),
+                "--timeout",
+                "2s",
+                "version",
+            ]))?;
             return Ok(());
         }
         "coredns" => (ports::coredns_ready(), "/ready"),

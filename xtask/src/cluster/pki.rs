@@ -1,22 +1,14 @@
 //! Certificates, keys, the static token file and the admin kubeconfig, made with the openssl CLI.
 
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use agent_sandbox_hostcmd as hostcmd;
+use anyhow::Context;
 
 use super::layout::{ADMIN_TOKEN, Layout, ports};
 
 fn openssl(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl").args(args).output().context(
-        "running `openssl` (needed to make the cluster's certificates; install Debian's `openssl` package)",
+    hostcmd::output("openssl", args).context(
+        "making the cluster's certificates needs `openssl` (Debian's `openssl` package)",
     )?;
-    if !out.status.success() {
-        bail!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     Ok(())
 }
 

@@ -1,10 +1,9 @@
 //! The project's images: what goes into each and how it starts.
 
+use agent_sandbox_hostcmd as hostcmd;
+use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-
-use anyhow::{Context, bail};
 
 use super::elf;
 use super::layer::{self, Content, Entry};
@@ -133,14 +132,7 @@ fn busybox() -> anyhow::Result<(ImageConfig, Vec<LayerSource>)> {
         bin,
         "install the Debian package `busybox-static` instead of `busybox`",
     )?;
-    let out = Command::new(bin)
-        .arg("--list-full")
-        .output()
-        .with_context(|| format!("running {BUSYBOX} --list-full"))?;
-    if !out.status.success() {
-        bail!("{BUSYBOX} --list-full failed ({})", out.status);
-    }
-    let applets = String::from_utf8(out.stdout).context("busybox applet list is not UTF-8")?;
+    let applets = hostcmd::output(BUSYBOX, &["--list-full"])?;
     let mut entries = vec![
         Entry::File {
             path: "bin/busybox".into(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 use serde_json::json;
 
@@ -440,7 +441,7 @@ pub fn chains() -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for family in ["iptables", "ip6tables"] {
         for table in ["filter", "nat", "mangle", "raw"] {
-            let Ok(rules) = command_output(family, &["-w", "-t", table, "-S"]) else {
+            let Ok(rules) = hostcmd::output(family, &["-w", "-t", table, "-S"]) else {
                 continue;
             };
             for line in rules.lines() {
@@ -470,7 +471,7 @@ fn remove_chains(before: &[String]) -> anyhow::Result<()> {
             if ours.is_empty() {
                 continue;
             }
-            let rules = command_output(family, &["-w", "-t", table, "-S"])?;
+            let rules = hostcmd::output(family, &["-w", "-t", table, "-S"])?;
             // Jumps into our chains from chains that stay (built-in or pre-existing ones).
             for rule in rules.lines().filter_map(|l| l.strip_prefix("-A ")) {
                 let mut words = rule.split_whitespace();
@@ -510,21 +511,5 @@ fn iptables(args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn run_quiet(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    command_output(program, args).map(|_| ())
-}
-
-/// Runs a command and returns its stdout; a failure carries its command line and stderr.
-pub fn command_output(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    hostcmd::output(program, args).map(|_| ())
 }
