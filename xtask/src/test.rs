@@ -1,7 +1,7 @@
-//! `cargo xtask test`: the one command that runs every test of the project: the unit and property
-//! tests of every crate, then the end-to-end suites against the local control plane
-//! (built or reused, started or reused; stopped again if this command started it), then tiny runs of
-//! the benchmark harness.
+//! `cargo xtask test`: the one command that runs every test of the project: the module-structure
+//! check (`cargo xtask imports`), the unit and property tests of every crate, then the end-to-end
+//! suites against the local control plane (built or reused, started or reused; stopped again if this
+//! command started it), then tiny runs of the benchmark harness.
 
 use std::time::Instant;
 
@@ -37,9 +37,10 @@ pub struct Args {
 /// The suite that needs the real node (tests/e2e/tests/real_node.rs).
 const REAL_NODE_SUITE: &str = "real_node";
 
-/// Runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
+/// Checks the module structure, runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::imports::check_workspace()?;
     run_cmd(cargo().args([
         "test",
         "--workspace",

@@ -56,7 +56,7 @@ impl DebianRootfs {
 
     /// Returns the rootfs tar, running mmdebstrap first when the cache has none for these options.
     pub fn ensure(&self) -> anyhow::Result<PathBuf> {
-        let dir = super::cache_dir();
+        let dir = crate::workspace::images_cache();
         let tar = dir.join(format!("rootfs-{}-{}.tar", self.suite, self.cache_key()));
         if tar.exists() {
             return Ok(tar);
