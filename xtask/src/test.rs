@@ -5,17 +5,12 @@
 
 use std::time::Instant;
 
+use crate::bench::{CONTROLLER_BIN_ENV, controller_binary};
 use crate::cluster::{self, UpOutcome};
 use crate::workspace::{self, cargo, run as run_cmd};
 
 /// The crate holding the end-to-end suites; it needs a cluster.
 const E2E_PACKAGE: &str = "agent-sandbox-e2e";
-
-/// The controller binary the suites run as a process.
-const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
-
-/// Where the suites look for that binary (tests/harness/src/controller.rs).
-const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
 
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -59,45 +54,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // The suites start the real controller binary and call our kubectl; the bench smoke runs need both.
     crate::bench::build("dev")?;
-    let controller = workspace::root()
-        .join("target/debug")
-        .join(CONTROLLER_PACKAGE);
     // A cluster this command starts must leave the machine as it found it: compare before and after.
     let before = cluster::residue::Snapshot::take();
     let outcome = cluster::up(args.nodes, !args.no_real_node)?;
-    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))?;
-    let e2e_started = Instant::now();
-    let mut e2e = cargo();
-    e2e.args(["test", "--package", E2E_PACKAGE]);
-    if args.no_real_node {
-        e2e.args(e2e_targets_except(REAL_NODE_SUITE)?);
-        eprintln!("[test] --no-real-node: the {REAL_NODE_SUITE} suite is NOT run");
-    } else {
-        e2e.arg("--all-targets");
-    }
-    let result = run_cmd(
-        e2e.env("KUBECONFIG", cluster::kubeconfig_path())
-            .env(CONTROLLER_BIN_ENV, &controller)
-            .env("PATH", path),
-    );
-    eprintln!(
-        "[test] end-to-end suites {} in {}s",
-        if result.is_ok() { "passed" } else { "FAILED" },
-        e2e_started.elapsed().as_secs()
-    );
-    // Benchmarks are not tests: one tiny run of each scenario that needs no extension controller
-    // proves the harness still produces complete reports; nothing about time is asserted.
-    let result = result.and_then(|()| {
-        let bench_started = Instant::now();
-        crate::bench::smoke()?;
-        eprintln!(
-            "[test] benchmark harness smoke runs passed in {}s",
-            bench_started.elapsed().as_secs()
-        );
-        Ok(())
-    });
+    let result = end_to_end(args).and_then(|()| bench_smoke());
     if result.is_err() {
         cluster::keep_logs_of_failure();
     }
@@ -114,6 +74,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     result?;
     eprintln!(
         "[test] all tests passed in {}s",
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
+
+/// The end-to-end suites against the running cluster, with our kubectl first on PATH.
+fn end_to_end(args: &Args) -> anyhow::Result<()> {
+    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
+    let started = Instant::now();
+    let mut e2e = cargo();
+    e2e.args(["test", "--package", E2E_PACKAGE]);
+    if args.no_real_node {
+        e2e.args(e2e_targets_except(REAL_NODE_SUITE)?);
+        eprintln!("[test] --no-real-node: the {REAL_NODE_SUITE} suite is NOT run");
+    } else {
+        e2e.arg("--all-targets");
+    }
+    let result = run_cmd(
+        e2e.env("KUBECONFIG", cluster::kubeconfig_path())
+            .env(CONTROLLER_BIN_ENV, controller_binary("dev"))
+            .env("PATH", path),
+    );
+    eprintln!(
+        "[test] end-to-end suites {} in {}s",
+        if result.is_ok() { "passed" } else { "FAILED" },
+        started.elapsed().as_secs()
+    );
+    result
+}
+
+/// Benchmarks are not tests: one tiny run of each scenario that needs no extension controller
+/// proves the harness still produces complete reports; nothing about time is asserted.
+fn bench_smoke() -> anyhow::Result<()> {
+    let started = Instant::now();
+    crate::bench::smoke()?;
+    eprintln!(
+        "[test] benchmark harness smoke runs passed in {}s",
         started.elapsed().as_secs()
     );
     Ok(())
