@@ -13,7 +13,9 @@ use crate::workspace::{cargo, root, run as run_cmd};
 
 const BENCH_PACKAGE: &str = "agent-sandbox-bench";
 const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
-const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
+
+/// Where the bench and the e2e suites look for the controller binary (tests/harness/src/controller.rs).
+pub const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -55,10 +57,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     result
 }
 
-fn profile_dir(profile: &str) -> PathBuf {
-    root()
-        .join("target")
-        .join(if profile == "dev" { "debug" } else { profile })
+/// Where cargo puts what it builds with `profile` (under `$CARGO_TARGET_DIR` when that is set).
+pub fn profile_dir(profile: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| root().join("target"), |d| root().join(d));
+    target.join(if profile == "dev" { "debug" } else { profile })
+}
+
+/// The controller binary [`build`] makes with `profile`.
+pub fn controller_binary(profile: &str) -> PathBuf {
+    profile_dir(profile).join(CONTROLLER_PACKAGE)
 }
 
 /// Builds the controller and the bench binary with `profile`.
@@ -85,7 +94,7 @@ fn run_bench(profile: &str, bench_args: &[String], out_dir: &Path) -> anyhow::Re
             .arg("--out-dir")
             .arg(out_dir)
             .env("KUBECONFIG", cluster::kubeconfig_path())
-            .env(CONTROLLER_BIN_ENV, dir.join(CONTROLLER_PACKAGE)),
+            .env(CONTROLLER_BIN_ENV, controller_binary(profile)),
     )
 }
 

@@ -16,6 +16,7 @@ pub mod residue;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 
 use build::Binaries;
@@ -223,47 +224,29 @@ fn start(layout: &Layout, bins: &Binaries, nodes: usize) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    kubectl(bins, layout)
-        .arg("apply")
-        .arg("-f")
-        .arg(layout.config_file("bootstrap.yaml"))
-        .output()
-        .context("running kubectl apply")
-        .and_then(check_output("applying the fake nodes and StorageClass"))?;
-    kubectl(bins, layout)
-        .args([
-            "wait",
-            "--for=condition=Ready",
-            "node",
-            "-l",
-            "type=kwok",
-            "--timeout=90s",
-        ])
-        .output()
-        .context("running kubectl wait")
-        .and_then(check_output("waiting for the kwok nodes to become Ready"))
-        .map_err(|e| {
-            e.context(format!(
-                "kwok log:\n{}",
-                process::log_tail(layout, "kwok", 30)
-            ))
-        })?;
+    hostcmd::stdout(
+        kubectl(bins, layout)
+            .arg("apply")
+            .arg("-f")
+            .arg(layout.config_file("bootstrap.yaml")),
+    )
+    .context("applying the fake nodes and StorageClass")?;
+    hostcmd::stdout(kubectl(bins, layout).args([
+        "wait",
+        "--for=condition=Ready",
+        "node",
+        "-l",
+        "type=kwok",
+        "--timeout=90s",
+    ]))
+    .context("waiting for the kwok nodes to become Ready")
+    .map_err(|e| {
+        e.context(format!(
+            "kwok log:\n{}",
+            process::log_tail(layout, "kwok", 30)
+        ))
+    })?;
     Ok(())
-}
-
-/// Turns a finished command into an error naming `what` and carrying its output.
-pub fn check_output(what: &str) -> impl FnOnce(std::process::Output) -> anyhow::Result<()> + '_ {
-    move |out| {
-        if out.status.success() {
-            Ok(())
-        } else {
-            bail!(
-                "{what} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        }
-    }
 }
 
 /// Our kubectl, pointed at the cluster's kubeconfig.

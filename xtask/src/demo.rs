@@ -5,7 +5,7 @@
 //! `cargo xtask demo --stop` undoes it.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -48,53 +48,129 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
          real node node-0: containerd, runc, gVisor, kubelet)"
     );
     cluster::up(3, true)?;
-    let kubeconfig = cluster::kubeconfig_path();
-    let kubectl = cluster::bin_dir()?.join("kubectl");
-    let kubectl_cmd = |args: &[&str]| {
-        let mut cmd = Command::new(&kubectl);
-        cmd.arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(args)
-            .current_dir(root());
-        cmd
+    let kubectl = Kubectl {
+        program: cluster::bin_dir()?.join("kubectl"),
+        kubeconfig: cluster::kubeconfig_path(),
     };
-
     println!(
         "==> 2/{STEPS} CRDs from deploy/crds (strategy None: the demo runs without the conversion webhook)"
     );
-    run_cmd(&mut kubectl_cmd(&[
+    install_crds(&kubectl)?;
+    println!(
+        "==> 3/{STEPS} controller (built from bins/agent-sandbox-controller, running in the background)"
+    );
+    let log = start_controller(&kubectl.kubeconfig)?;
+    println!(
+        "==> 4/{STEPS} {EXAMPLES}: a Sandbox with a headless Service and a PVC, a template and a warm pool \
+         of 3, all under gVisor on the real node"
+    );
+    kubectl.run(&["apply", "-k", EXAMPLES])?;
+    let sandbox = format!("sandbox/{SANDBOX}");
+    let ready = ["wait", "--for=condition=Ready", &sandbox, "--timeout=180s"];
+    wait(
+        &mut kubectl.cmd(&ready),
+        "the Sandbox did not become Ready",
+        &log,
+    )?;
+    println!("==> 5/{STEPS} what the controller made, and a command run inside the Sandbox");
+    show_sandbox(&kubectl)?;
+    println!("==> 6/{STEPS} the warm pool of 3 pre-warmed gVisor Sandboxes");
+    let pool = format!("sandboxwarmpool/{POOL}");
+    let filled = [
+        "wait",
+        "--for=jsonpath={.status.readyReplicas}=3",
+        &pool,
+        "--timeout=300s",
+    ];
+    wait(
+        &mut kubectl.cmd(&filled),
+        "the warm pool did not fill",
+        &log,
+    )?;
+    kubectl.run(&["get", "sandboxwarmpool,sandbox"])?;
+    println!("==> 7/{STEPS} {CLAIM_EXAMPLE}: a claim served from the warm pool");
+    claim(&kubectl, &log)?;
+    println!(
+        "\nThe Sandbox and the claim are Ready. Try:\n  \
+         eval \"$(cargo xtask cluster env)\"\n  \
+         kubectl patch sandbox {SANDBOX} --type=merge -p '{{\"spec\":{{\"operatingMode\":\"Suspended\"}}}}'   # Pod goes, PVC stays\n  \
+         kubectl get sandbox {SANDBOX} -o yaml\n  \
+         kubectl scale sandboxwarmpool/{POOL} --replicas=5\n\
+         Controller log: {}\nStop everything: cargo xtask demo --stop",
+        log.display()
+    );
+    Ok(())
+}
+
+/// Our kubectl, pointed at the local cluster, run from the workspace root.
+struct Kubectl {
+    program: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(root());
+        cmd
+    }
+
+    /// Runs kubectl with its output shown.
+    fn run(&self, args: &[&str]) -> anyhow::Result<()> {
+        run_cmd(&mut self.cmd(args))
+    }
+
+    /// Runs kubectl with its output hidden.
+    fn quietly(&self, args: &[&str]) -> anyhow::Result<()> {
+        run_cmd(self.cmd(args).stdout(Stdio::null()))
+    }
+}
+
+/// Runs a `kubectl wait`; when it fails, says `failed` and points at the controller's log.
+fn wait(cmd: &mut Command, failed: &str, log: &Path) -> anyhow::Result<()> {
+    if !cmd.status().is_ok_and(|s| s.success()) {
+        bail!("{failed}; see {}", log.display());
+    }
+    Ok(())
+}
+
+/// Applies the CRDs, switched to conversion strategy None, and waits until they are served.
+fn install_crds(kubectl: &Kubectl) -> anyhow::Result<()> {
+    kubectl.run(&[
         "apply",
         "--server-side",
         "--force-conflicts",
         "-f",
         "deploy/crds",
-    ]))?;
+    ])?;
     for crd in agent_sandbox_api::crd::all().context("building the CRD list")? {
         let name = crd.metadata.name.unwrap_or_default();
         let patch = r#"{"spec":{"conversion":{"strategy":"None","webhook":null}}}"#;
-        run_cmd(
-            kubectl_cmd(&["patch", "crd", &name, "--type=merge", "-p", patch])
-                .stdout(Stdio::null()),
-        )?;
-        run_cmd(&mut kubectl_cmd(&[
+        kubectl.quietly(&["patch", "crd", &name, "--type=merge", "-p", patch])?;
+        kubectl.run(&[
             "wait",
             "--for=condition=Established",
             &format!("crd/{name}"),
             "--timeout=60s",
-        ]))?;
+        ])?;
     }
+    Ok(())
+}
 
-    println!(
-        "==> 3/{STEPS} controller (built from bins/agent-sandbox-controller, running in the background)"
-    );
+/// Builds the controller and starts it in the background (replacing one a previous demo left);
+/// returns its log file.
+fn start_controller(kubeconfig: &Path) -> anyhow::Result<PathBuf> {
     run_cmd(cargo().args(["build", "--package", "agent-sandbox-controller"]))?;
     stop_controller();
     fs::create_dir_all(demo_dir()).context("creating target/demo")?;
     let log_path = demo_dir().join("controller.log");
     let log = fs::File::create(&log_path).context("creating target/demo/controller.log")?;
-    let child = Command::new(root().join("target/debug/agent-sandbox-controller"))
+    let child = Command::new(crate::bench::controller_binary("dev"))
         .arg("--kubeconfig")
-        .arg(&kubeconfig)
+        .arg(kubeconfig)
         .args([
             "--leader-elect=false",
             "--enable-webhook=false",
@@ -108,139 +184,66 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .spawn()
         .context("starting the controller")?;
     fs::write(pid_file(), child.id().to_string()).context("writing target/demo/controller.pid")?;
+    Ok(log_path)
+}
 
-    println!(
-        "==> 4/{STEPS} {EXAMPLES}: a Sandbox with a headless Service and a PVC, a template and a warm pool \
-         of 3, all under gVisor on the real node"
-    );
-    run_cmd(&mut kubectl_cmd(&["apply", "-k", EXAMPLES]))?;
-    let waited = kubectl_cmd(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("sandbox/{SANDBOX}"),
-        "--timeout=180s",
-    ])
-    .status();
-    if !waited.is_ok_and(|s| s.success()) {
-        bail!(
-            "the Sandbox did not become Ready; see {}",
-            log_path.display()
-        );
-    }
-
-    println!("==> 5/{STEPS} what the controller made, and a command run inside the Sandbox");
-    run_cmd(&mut kubectl_cmd(&[
-        "get",
-        "sandbox,pod,service,pvc",
-        "-o",
-        "wide",
-    ]))?;
+/// Lists what the controller made for the Sandbox and runs [`INSIDE_SANDBOX`] in it.
+fn show_sandbox(kubectl: &Kubectl) -> anyhow::Result<()> {
+    kubectl.run(&["get", "sandbox,pod,service,pvc", "-o", "wide"])?;
     println!(
         "This machine's kernel is {}; inside the Sandbox:",
         fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim()
     );
-    run_cmd(&mut kubectl_cmd(&[
-        "exec",
-        SANDBOX,
-        "--",
-        "python3",
-        "-c",
-        INSIDE_SANDBOX,
-    ]))?;
+    kubectl.run(&["exec", SANDBOX, "--", "python3", "-c", INSIDE_SANDBOX])
+}
 
-    println!("==> 6/{STEPS} the warm pool of 3 pre-warmed gVisor Sandboxes");
-    let filled = kubectl_cmd(&[
-        "wait",
-        "--for=jsonpath={.status.readyReplicas}=3",
-        &format!("sandboxwarmpool/{POOL}"),
-        "--timeout=300s",
-    ])
-    .status();
-    if !filled.is_ok_and(|s| s.success()) {
-        bail!("the warm pool did not fill; see {}", log_path.display());
-    }
-    run_cmd(&mut kubectl_cmd(&["get", "sandboxwarmpool,sandbox"]))?;
-
-    println!("==> 7/{STEPS} {CLAIM_EXAMPLE}: a claim served from the warm pool");
+/// Claims a Sandbox from the pool, says how long that took (the controller's own timestamps and
+/// the wall time around kubectl) and runs [`IN_CLAIMED_SANDBOX`] in it.
+fn claim(kubectl: &Kubectl, log: &Path) -> anyhow::Result<()> {
     // A rerun claims afresh instead of timing a claim that is Ready already.
-    run_cmd(
-        kubectl_cmd(&[
-            "delete",
-            "-f",
-            CLAIM_EXAMPLE,
-            "--ignore-not-found",
-            "--wait",
-        ])
-        .stdout(Stdio::null()),
-    )?;
+    kubectl.quietly(&[
+        "delete",
+        "-f",
+        CLAIM_EXAMPLE,
+        "--ignore-not-found",
+        "--wait",
+    ])?;
     let started = Instant::now();
-    run_cmd(kubectl_cmd(&["apply", "-f", CLAIM_EXAMPLE]).stdout(Stdio::null()))?;
-    let claimed = kubectl_cmd(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("sandboxclaim/{CLAIM}"),
-        "--timeout=120s",
-    ])
-    .stdout(Stdio::null())
-    .status();
+    kubectl.quietly(&["apply", "-f", CLAIM_EXAMPLE])?;
+    let claim = format!("sandboxclaim/{CLAIM}");
+    let ready = ["wait", "--for=condition=Ready", &claim, "--timeout=120s"];
+    wait(
+        kubectl.cmd(&ready).stdout(Stdio::null()),
+        "the claim did not become Ready",
+        log,
+    )?;
     let elapsed = started.elapsed();
-    if !claimed.is_ok_and(|s| s.success()) {
-        bail!("the claim did not become Ready; see {}", log_path.display());
-    }
-    run_cmd(&mut kubectl_cmd(&[
-        "get",
-        "sandboxclaim",
-        CLAIM,
-        "-o",
-        "wide",
-    ]))?;
+    kubectl.run(&["get", "sandboxclaim", CLAIM, "-o", "wide"])?;
     let annotations = format!(
         "jsonpath=controller first observed the claim at {{.metadata.annotations.{}}}, Ready at {{.metadata.annotations.{}}}{{\"\\n\"}}",
         dotted(agent_sandbox_api::keys::annotations::CONTROLLER_FIRST_OBSERVED_AT),
         dotted(agent_sandbox_api::keys::annotations::CLAIM_FIRST_READY_AT),
     );
-    run_cmd(&mut kubectl_cmd(&[
-        "get",
-        "sandboxclaim",
-        CLAIM,
-        "-o",
-        &annotations,
-    ]))?;
+    kubectl.run(&["get", "sandboxclaim", CLAIM, "-o", &annotations])?;
     println!(
         "The claim was Ready {} ms after `kubectl apply` started (two kubectl start-ups included).",
         elapsed.as_millis()
     );
-    let claimed = kubectl_cmd(&[
-        "get",
-        "sandboxclaim",
-        CLAIM,
-        "-o",
-        "jsonpath={.status.sandbox.name}",
-    ])
-    .output()
-    .context("reading the claimed Sandbox's name")?;
+    let claimed = kubectl
+        .cmd(&[
+            "get",
+            "sandboxclaim",
+            CLAIM,
+            "-o",
+            "jsonpath={.status.sandbox.name}",
+        ])
+        .output()
+        .context("reading the claimed Sandbox's name")?;
     let claimed = String::from_utf8_lossy(&claimed.stdout).trim().to_string();
     println!("Python inside the claimed Sandbox {claimed}:");
-    run_cmd(&mut kubectl_cmd(&[
-        "exec",
-        &claimed,
-        "--",
-        "python3",
-        "-c",
-        IN_CLAIMED_SANDBOX,
-    ]))?;
-    println!(
-        "\nThe Sandbox and the claim are Ready. Try:\n  \
-         eval \"$(cargo xtask cluster env)\"\n  \
-         kubectl patch sandbox {SANDBOX} --type=merge -p '{{\"spec\":{{\"operatingMode\":\"Suspended\"}}}}'   # Pod goes, PVC stays\n  \
-         kubectl get sandbox {SANDBOX} -o yaml\n  \
-         kubectl scale sandboxwarmpool/{POOL} --replicas=5\n\
-         Controller log: {}\nStop everything: cargo xtask demo --stop",
-        log_path.display()
-    );
-    Ok(())
+    kubectl.run(&["exec", &claimed, "--", "python3", "-c", IN_CLAIMED_SANDBOX])
 }
 
 /// What the demo runs inside the Sandbox: the kernel it sees (gVisor's, not this machine's), its

@@ -51,11 +51,6 @@ pub struct Archive {
     pub size: u64,
 }
 
-/// Where archives and rootfs tars are cached: `~/.cache/agent-sandbox/images` (or under `$XDG_CACHE_HOME`).
-fn cache_dir() -> PathBuf {
-    workspace::cache_root().join("images")
-}
-
 /// Runs `cargo xtask images`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let archives = match (args.only.is_empty(), &args.pause_bin) {
@@ -109,7 +104,7 @@ fn ensure(names: &[Name], pause_bin: Option<&Path>) -> anyhow::Result<Vec<Archiv
 /// Writes the image's archive unless the cache already has one with the same content key.
 fn write_cached(name: Name, image: &oci::Image) -> anyhow::Result<Archive> {
     let key = oci::content_key(image)?;
-    let dir = cache_dir();
+    let dir = workspace::images_cache();
     let path = dir.join(format!("{}-{}.tar", name.as_str(), &key[..16]));
     if !path.exists() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

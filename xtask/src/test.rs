@@ -1,26 +1,16 @@
-//! `cargo xtask test`: the one command that runs every test of the project: the unit and property
-//! tests of every crate, then the end-to-end suites against the local control plane
-//! (built or reused, started or reused; stopped again if this command started it), then tiny runs of
-//! the benchmark harness.
+//! `cargo xtask test`: the one command that runs every test of the project: the module-structure
+//! check (`cargo xtask imports`), the unit and property tests of every crate, then the end-to-end
+//! suites against the local control plane (built or reused, started or reused; stopped again if this
+//! command started it), then tiny runs of the benchmark harness.
 
 use std::time::Instant;
 
+use crate::bench::{CONTROLLER_BIN_ENV, controller_binary, profile_dir};
 use crate::cluster::{self, UpOutcome};
 use crate::workspace::{self, cargo, run as run_cmd};
 
 /// The crate holding the end-to-end suites; it needs a cluster.
 const E2E_PACKAGE: &str = "agent-sandbox-e2e";
-
-/// The controller binary the suites run as a process.
-const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
-
-/// Where the suites look for that binary (tests/harness/src/controller.rs).
-const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
-
-/// The router binary the `router` suite runs as a process, and where it looks for it
-/// (tests/harness/src/router.rs).
-const ROUTER_PACKAGE: &str = "agent-sandbox-router";
-const ROUTER_BIN_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
 
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -42,9 +32,15 @@ pub struct Args {
 /// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs).
 const REAL_NODE_SUITES: [&str; 2] = ["real_node", "router"];
 
-/// Runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
+/// The router binary the `router` suite runs as a process, and where it looks for it
+/// (tests/harness/src/router.rs).
+const ROUTER_PACKAGE: &str = "agent-sandbox-router";
+const ROUTER_BIN_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
+
+/// Checks the module structure, runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::imports::check_workspace()?;
     run_cmd(cargo().args([
         "test",
         "--workspace",
@@ -64,50 +60,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The suites start the real controller binary and call our kubectl; the bench smoke runs need both.
     crate::bench::build("dev")?;
     run_cmd(cargo().args(["build", "--package", ROUTER_PACKAGE]))?;
-    let controller = workspace::root()
-        .join("target/debug")
-        .join(CONTROLLER_PACKAGE);
-    let router = workspace::root().join("target/debug").join(ROUTER_PACKAGE);
     // A cluster this command starts must leave the machine as it found it: compare before and after.
     let before = cluster::residue::Snapshot::take();
     let outcome = cluster::up(args.nodes, !args.no_real_node)?;
-    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))?;
-    let e2e_started = Instant::now();
-    let mut e2e = cargo();
-    e2e.args(["test", "--package", E2E_PACKAGE]);
-    if args.no_real_node {
-        e2e.args(e2e_targets_except(&REAL_NODE_SUITES)?);
-        eprintln!(
-            "[test] --no-real-node: the {} suites are NOT run",
-            REAL_NODE_SUITES.join(" and ")
-        );
-    } else {
-        e2e.arg("--all-targets");
-    }
-    let result = run_cmd(
-        e2e.env("KUBECONFIG", cluster::kubeconfig_path())
-            .env(CONTROLLER_BIN_ENV, &controller)
-            .env(ROUTER_BIN_ENV, &router)
-            .env("PATH", path),
-    );
-    eprintln!(
-        "[test] end-to-end suites {} in {}s",
-        if result.is_ok() { "passed" } else { "FAILED" },
-        e2e_started.elapsed().as_secs()
-    );
-    // Benchmarks are not tests: one tiny run of each scenario that needs no extension controller
-    // proves the harness still produces complete reports; nothing about time is asserted.
-    let result = result.and_then(|()| {
-        let bench_started = Instant::now();
-        crate::bench::smoke()?;
-        eprintln!(
-            "[test] benchmark harness smoke runs passed in {}s",
-            bench_started.elapsed().as_secs()
-        );
-        Ok(())
-    });
+    let result = end_to_end(args).and_then(|()| bench_smoke());
     if result.is_err() {
         cluster::keep_logs_of_failure();
     }
@@ -124,6 +80,49 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     result?;
     eprintln!(
         "[test] all tests passed in {}s",
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
+
+/// The end-to-end suites against the running cluster, with our kubectl first on PATH.
+fn end_to_end(args: &Args) -> anyhow::Result<()> {
+    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
+    let started = Instant::now();
+    let mut e2e = cargo();
+    e2e.args(["test", "--package", E2E_PACKAGE]);
+    if args.no_real_node {
+        e2e.args(e2e_targets_except(&REAL_NODE_SUITES)?);
+        eprintln!(
+            "[test] --no-real-node: the {} suites are NOT run",
+            REAL_NODE_SUITES.join(" and ")
+        );
+    } else {
+        e2e.arg("--all-targets");
+    }
+    let result = run_cmd(
+        e2e.env("KUBECONFIG", cluster::kubeconfig_path())
+            .env(CONTROLLER_BIN_ENV, controller_binary("dev"))
+            .env(ROUTER_BIN_ENV, profile_dir("dev").join(ROUTER_PACKAGE))
+            .env("PATH", path),
+    );
+    eprintln!(
+        "[test] end-to-end suites {} in {}s",
+        if result.is_ok() { "passed" } else { "FAILED" },
+        started.elapsed().as_secs()
+    );
+    result
+}
+
+/// Benchmarks are not tests: one tiny run of each scenario that needs no extension controller
+/// proves the harness still produces complete reports; nothing about time is asserted.
+fn bench_smoke() -> anyhow::Result<()> {
+    let started = Instant::now();
+    crate::bench::smoke()?;
+    eprintln!(
+        "[test] benchmark harness smoke runs passed in {}s",
         started.elapsed().as_secs()
     );
     Ok(())

@@ -21,6 +21,11 @@ pub(crate) fn cache_root() -> PathBuf {
     home.join(".cache").join("agent-sandbox")
 }
 
+/// Where image archives and rootfs tars are cached: `images` in [`cache_root`].
+pub(crate) fn images_cache() -> PathBuf {
+    cache_root().join("images")
+}
+
 /// The cargo binary that runs this xtask, so nested builds use the same toolchain.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -1,6 +1,8 @@
 //! The Agent Sandbox controller: parses flags, validates them, and runs the Kubernetes adapter.
 
 mod flags;
+mod settings;
+mod values;
 
 use anyhow::Context as _;
 use clap::Parser;

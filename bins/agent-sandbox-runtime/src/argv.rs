@@ -7,6 +7,8 @@
 //! any command that uses a shell feature (pipes, redirection, variables, globs, `;`, `&&`,
 //! assignments, comments, …) is run with `/bin/sh -c`, so both surfaces agree on every command.
 
+use std::str::Chars;
+
 /// How to run a command string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -94,40 +96,11 @@ pub fn split(command: &str) -> Result<Plan, SplitError> {
             }
             '\'' => {
                 in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => current.push(c),
-                        None => return Err(SplitError::Unterminated("single")),
-                    }
-                }
+                single_quoted(&mut chars, &mut current)?;
             }
             '"' => {
                 in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => current.push(c),
-                            Some(c @ ('$' | '`' | '\n')) => {
-                                needs_shell = true;
-                                current.push('\\');
-                                current.push(c);
-                            }
-                            Some(c) => {
-                                current.push('\\');
-                                current.push(c);
-                            }
-                            None => return Err(SplitError::Unterminated("double")),
-                        },
-                        Some(c @ ('$' | '`')) => {
-                            needs_shell = true;
-                            current.push(c);
-                        }
-                        Some(c) => current.push(c),
-                        None => return Err(SplitError::Unterminated("double")),
-                    }
-                }
+                needs_shell |= double_quoted(&mut chars, &mut current)?;
             }
             '\\' => {
                 in_word = true;
@@ -159,6 +132,47 @@ pub fn split(command: &str) -> Result<Plan, SplitError> {
         return Err(SplitError::Empty);
     }
     Ok(Plan::Direct(words))
+}
+
+/// Reads a single-quoted string after its opening quote into `word`: everything is literal.
+fn single_quoted(chars: &mut Chars, word: &mut String) -> Result<(), SplitError> {
+    loop {
+        match chars.next() {
+            Some('\'') => return Ok(()),
+            Some(c) => word.push(c),
+            None => return Err(SplitError::Unterminated("single")),
+        }
+    }
+}
+
+/// Reads a double-quoted string after its opening quote into `word`; whether it needs the shell
+/// (a `$`, a backquote or an escaped newline inside).
+fn double_quoted(chars: &mut Chars, word: &mut String) -> Result<bool, SplitError> {
+    let mut needs_shell = false;
+    loop {
+        match chars.next() {
+            Some('"') => return Ok(needs_shell),
+            Some('\\') => match chars.next() {
+                Some(c @ ('"' | '\\')) => word.push(c),
+                Some(c @ ('$' | '`' | '\n')) => {
+                    needs_shell = true;
+                    word.push('\\');
+                    word.push(c);
+                }
+                Some(c) => {
+                    word.push('\\');
+                    word.push(c);
+                }
+                None => return Err(SplitError::Unterminated("double")),
+            },
+            Some(c @ ('$' | '`')) => {
+                needs_shell = true;
+                word.push(c);
+            }
+            Some(c) => word.push(c),
+            None => return Err(SplitError::Unterminated("double")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,16 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 /// Bounds for one command.
 #[derive(Debug, Clone)]
@@ -183,80 +185,12 @@ pub async fn run(
     if processes.shutting_down() {
         return Err(ExecError::ShuttingDown);
     }
-    let program = argv.first().cloned().unwrap_or_default();
-    let mut command = Command::new(&program);
-    command
-        .args(&argv[1.min(argv.len())..])
-        .current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command
-        .spawn()
-        .map_err(|err| spawn_error(&program, cwd, &err))?;
+    let mut child = spawn(argv, cwd, env, Stdio::null())?;
     let group = child.id().map(|id| id as i32).unwrap_or_default();
     let mut registered = Registered::new(processes, group);
-
-    let overflow = Arc::new(Notify::new());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stdout = child.stdout.take().map(|pipe| {
-        tokio::spawn(read_bounded(
-            pipe,
-            limits.max_output,
-            stop_rx.clone(),
-            overflow.clone(),
-        ))
-    });
-    let stderr = child.stderr.take().map(|pipe| {
-        tokio::spawn(read_bounded(
-            pipe,
-            limits.max_output,
-            stop_rx.clone(),
-            overflow.clone(),
-        ))
-    });
-
-    let mut overflowed = false;
-    let exit = tokio::select! {
-        status = child.wait() => status.ok().map(exit_of),
-        () = tokio::time::sleep(limits.timeout) => {
-            signal_group(group, Signal::KILL);
-            let _ = child.wait().await;
-            Some(Exit::TimedOut)
-        }
-        () = overflow.notified() => {
-            overflowed = true;
-            signal_group(group, Signal::KILL);
-            let _ = child.wait().await;
-            None
-        }
-    };
-
-    // Drain what is left; a background child that keeps the pipes open is given a grace period,
-    // then its group is killed and reading stops.
-    let drained = async {
-        let out = match stdout {
-            Some(task) => task.await.unwrap_or_default(),
-            None => Captured::default(),
-        };
-        let err = match stderr {
-            Some(task) => task.await.unwrap_or_default(),
-            None => Captured::default(),
-        };
-        (out, err)
-    };
-    tokio::pin!(drained);
-    let (out, err) = tokio::select! {
-        both = &mut drained => both,
-        () = tokio::time::sleep(limits.drain_grace) => {
-            signal_group(group, Signal::KILL);
-            let _ = stop_tx.send(true);
-            drained.await
-        }
-    };
+    let readers = Readers::start(&mut child, limits.max_output);
+    let (exit, overflowed) = wait_or_kill(&mut child, group, limits.timeout, &readers).await;
+    let (out, err) = readers.drain(group, limits.drain_grace).await;
     registered.finish();
     if overflowed || out.overflowed || err.overflowed {
         return Err(ExecError::OutputTooLarge {
@@ -269,6 +203,114 @@ pub async fn run(
         stderr: err.bytes,
         exit: exit.unwrap_or(Exit::Signal(9)),
     })
+}
+
+/// Starts `argv` in `cwd` with `env` added, in a process group of its own (so it can be ended
+/// whole), with both outputs piped; killed if the handle is dropped.
+pub fn spawn(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    stdin: Stdio,
+) -> Result<Child, ExecError> {
+    let program = argv.first().cloned().unwrap_or_default();
+    Command::new(&program)
+        .args(&argv[1.min(argv.len())..])
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| spawn_error(&program, cwd, &err))
+}
+
+/// Waits for the command to exit; past `timeout`, or when either output overflows, kills its group
+/// first. Returns how it ended (None when the overflow ended it) and whether it overflowed.
+async fn wait_or_kill(
+    child: &mut Child,
+    group: i32,
+    timeout: Duration,
+    readers: &Readers,
+) -> (Option<Exit>, bool) {
+    tokio::select! {
+        status = child.wait() => (status.ok().map(exit_of), false),
+        () = tokio::time::sleep(timeout) => {
+            signal_group(group, Signal::KILL);
+            let _ = child.wait().await;
+            (Some(Exit::TimedOut), false)
+        }
+        () = readers.overflow.notified() => {
+            signal_group(group, Signal::KILL);
+            let _ = child.wait().await;
+            (None, true)
+        }
+    }
+}
+
+/// The two tasks reading a command's stdout and stderr.
+struct Readers {
+    stdout: Option<JoinHandle<Captured>>,
+    stderr: Option<JoinHandle<Captured>>,
+    /// Tells both to stop reading.
+    stop: watch::Sender<bool>,
+    /// Notified when either passes the bound.
+    overflow: Arc<Notify>,
+}
+
+impl Readers {
+    /// Starts reading both pipes of `child`, each up to `limit` bytes.
+    fn start(child: &mut Child, limit: usize) -> Self {
+        let overflow = Arc::new(Notify::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let stdout = child
+            .stdout
+            .take()
+            .map(|pipe| tokio::spawn(read_bounded(pipe, limit, stop_rx.clone(), overflow.clone())));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|pipe| tokio::spawn(read_bounded(pipe, limit, stop_rx.clone(), overflow.clone())));
+        Self {
+            stdout,
+            stderr,
+            stop,
+            overflow,
+        }
+    }
+
+    /// What is left to read once the command exited. A background child that keeps the pipes open
+    /// is given `grace`, then its group is killed and reading stops.
+    async fn drain(self, group: i32, grace: Duration) -> (Captured, Captured) {
+        let Self {
+            stdout,
+            stderr,
+            stop,
+            ..
+        } = self;
+        let drained = async {
+            let out = match stdout {
+                Some(task) => task.await.unwrap_or_default(),
+                None => Captured::default(),
+            };
+            let err = match stderr {
+                Some(task) => task.await.unwrap_or_default(),
+                None => Captured::default(),
+            };
+            (out, err)
+        };
+        tokio::pin!(drained);
+        tokio::select! {
+            both = &mut drained => both,
+            () = tokio::time::sleep(grace) => {
+                signal_group(group, Signal::KILL);
+                let _ = stop.send(true);
+                drained.await
+            }
+        }
+    }
 }
 
 /// The line added to stderr when a command timed out (after a newline if `stderr` lacks one).
@@ -340,133 +382,4 @@ async fn read_bounded<R: AsyncRead + Unpin>(
         }
     }
     captured
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> Limits {
-        Limits {
-            timeout: Duration::from_secs(10),
-            max_output: 1024,
-            drain_grace: Duration::from_secs(2),
-        }
-    }
-
-    fn argv(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| (*w).to_owned()).collect()
-    }
-
-    #[tokio::test]
-    async fn output_and_exit_code() {
-        let processes = Processes::default();
-        let out = run(
-            &processes,
-            &argv(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]),
-            Path::new("/"),
-            &[],
-            &limits(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(out.stdout, b"out\n");
-        assert_eq!(out.stderr, b"err\n");
-        assert_eq!(out.exit, Exit::Code(3));
-        assert_eq!(processes.live(), 0);
-    }
-
-    /// Polls (every 20 ms, at most 10 s) until process `pid` is gone or a zombie (dead, not yet reaped
-    /// by whoever inherited it).
-    async fn wait_gone(pid: u32) -> bool {
-        for _ in 0..500 {
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = state
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
-            if matches!(state, None | Some("Z" | "X")) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    #[tokio::test]
-    async fn timeout_kills_the_whole_group() {
-        let processes = Processes::default();
-        let dir = tempfile::tempdir().unwrap();
-        let pid_file = dir.path().join("child.pid");
-        // A background child records its PID; the foreground outlives the timeout.
-        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
-        let mut limits = limits();
-        limits.timeout = Duration::from_millis(300);
-        let out = run(
-            &processes,
-            &argv(&["/bin/sh", "-c", &script]),
-            dir.path(),
-            &[],
-            &limits,
-        )
-        .await
-        .unwrap();
-        assert_eq!(out.exit, Exit::TimedOut);
-        assert_eq!(out.exit.code(), 124);
-        let child: u32 = std::fs::read_to_string(&pid_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(
-            wait_gone(child).await,
-            "the background child survived the timeout"
-        );
-    }
-
-    #[tokio::test]
-    async fn output_past_the_bound_is_an_error() {
-        let processes = Processes::default();
-        let err = run(
-            &processes,
-            &argv(&["/bin/sh", "-c", "yes | head -c 100000; sleep 30"]),
-            Path::new("/"),
-            &[],
-            &limits(),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            ExecError::OutputTooLarge {
-                stream: "stdout",
-                limit: 1024
-            }
-        ));
-    }
-
-    #[tokio::test]
-    async fn missing_program() {
-        let processes = Processes::default();
-        let err = run(
-            &processes,
-            &argv(&["no-such-program-xyz"]),
-            Path::new("/"),
-            &[],
-            &limits(),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err, ExecError::NotFound(_)), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn nothing_starts_after_shutdown() {
-        let processes = Processes::default();
-        processes.shut_down(Signal::TERM);
-        let err = run(&processes, &argv(&["true"]), Path::new("/"), &[], &limits())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ExecError::ShuttingDown));
-    }
 }

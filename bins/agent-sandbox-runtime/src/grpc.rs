@@ -8,16 +8,18 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
 use rustix::process::Signal as OsSignal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
-use crate::exec::{self, ExecError, Registered};
+use crate::exec::{self, ExecError, Processes, Registered};
 use crate::state::State;
 
 /// Code generated from `proto/process/v1/process.proto`.
@@ -68,6 +70,68 @@ impl ProcessService {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives a started process its id, feeds its stdin from WriteStdin and makes it reachable by
+    /// WriteStdin and SendSignal.
+    fn register(&self, child: &mut Child, group: i32) -> i32 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (stdin_tx, stdin_rx) = mpsc::channel::<StdinMessage>(8);
+        if let Some(stdin) = child.stdin.take() {
+            tokio::spawn(feed_stdin(stdin, stdin_rx));
+        }
+        self.lock().insert(
+            id,
+            Running {
+                group,
+                stdin: stdin_tx,
+            },
+        );
+        id
+    }
+
+    /// Streams a started process's output to `tx` until it exits, then its exit event; when the
+    /// client goes away first, ends its whole group instead. Either way it stops being reachable.
+    async fn supervise(
+        self,
+        id: i32,
+        mut child: Child,
+        group: i32,
+        mut registered: Registered<Arc<Processes>>,
+        tx: mpsc::Sender<Result<StartResponse, Status>>,
+    ) {
+        let forward_out = tokio::spawn(forward(child.stdout.take(), tx.clone(), Event::Stdout));
+        let forward_err = tokio::spawn(forward(child.stderr.take(), tx.clone(), Event::Stderr));
+        let aborts = [forward_out.abort_handle(), forward_err.abort_handle()];
+        let outputs = async {
+            let _ = tokio::join!(forward_out, forward_err);
+        };
+        let mut client_gone = false;
+        let exit = tokio::select! {
+            status = child.wait() => status.ok().map(exec::exit_of),
+            () = tx.closed() => { client_gone = true; None }
+        };
+        if !client_gone {
+            // Drain the pipes, with a grace period for background children holding them.
+            if tokio::time::timeout(self.state.limits.drain_grace, outputs)
+                .await
+                .is_err()
+            {
+                exec::signal_group(group, OsSignal::KILL);
+                // A process that left the group may still hold the pipes: stop reading.
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            }
+            let code = exit.map_or(-1, exec::Exit::code);
+            let _ = tx
+                .send(Ok(StartResponse {
+                    event: Some(Event::Exit(ExitEvent { exit_code: code })),
+                }))
+                .await;
+            registered.finish();
+        }
+        // Dropped unfinished (client gone) the guard kills the whole group.
+        self.lock().remove(&id);
+        drop(registered);
     }
 }
 
@@ -150,34 +214,11 @@ impl proto::process_service_server::ProcessService for ProcessService {
         if self.state.processes.shutting_down() {
             return Err(exec_status(ExecError::ShuttingDown));
         }
-        let program = plan.argv[0].clone();
-        let mut child = tokio::process::Command::new(&program)
-            .args(&plan.argv[1..])
-            .current_dir(&plan.cwd)
-            .envs(plan.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| exec_status(exec::spawn_error(&program, &plan.cwd, &err)))?;
+        let mut child =
+            exec::spawn(&plan.argv, &plan.cwd, &plan.env, Stdio::piped()).map_err(exec_status)?;
         let group = child.id().map(|id| id as i32).unwrap_or_default();
         let registered = Registered::new(self.state.processes.clone(), group);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-
-        let (stdin_tx, stdin_rx) = mpsc::channel::<StdinMessage>(8);
-        if let Some(stdin) = child.stdin.take() {
-            tokio::spawn(feed_stdin(stdin, stdin_rx));
-        }
-        self.lock().insert(
-            id,
-            Running {
-                group,
-                stdin: stdin_tx,
-            },
-        );
-
+        let id = self.register(&mut child, group);
         let (tx, rx) = mpsc::channel::<Result<StartResponse, Status>>(8);
         // Registered before the init event goes out, so WriteStdin and SendSignal cannot race it.
         let _ = tx
@@ -185,44 +226,7 @@ impl proto::process_service_server::ProcessService for ProcessService {
                 event: Some(Event::Init(InitEvent { process_id: id })),
             }))
             .await;
-        let service = self.clone();
-        tokio::spawn(async move {
-            let mut registered = registered;
-            let stdout = child.stdout.take();
-            let stderr = child.stderr.take();
-            let forward_out = tokio::spawn(forward(stdout, tx.clone(), Event::Stdout));
-            let forward_err = tokio::spawn(forward(stderr, tx.clone(), Event::Stderr));
-            let aborts = [forward_out.abort_handle(), forward_err.abort_handle()];
-            let outputs = async {
-                let _ = tokio::join!(forward_out, forward_err);
-            };
-            let mut client_gone = false;
-            let exit = tokio::select! {
-                status = child.wait() => status.ok().map(exec::exit_of),
-                () = tx.closed() => { client_gone = true; None }
-            };
-            if !client_gone {
-                // Drain the pipes, with a grace period for background children holding them.
-                if tokio::time::timeout(service.state.limits.drain_grace, outputs)
-                    .await
-                    .is_err()
-                {
-                    exec::signal_group(group, OsSignal::KILL);
-                    // A process that left the group may still hold the pipes: stop reading.
-                    aborts.iter().for_each(tokio::task::AbortHandle::abort);
-                }
-                let code = exit.map_or(-1, exec::Exit::code);
-                let _ = tx
-                    .send(Ok(StartResponse {
-                        event: Some(Event::Exit(ExitEvent { exit_code: code })),
-                    }))
-                    .await;
-                registered.finish();
-            }
-            // Dropped unfinished (client gone) the guard kills the whole group.
-            service.lock().remove(&id);
-            drop(registered);
-        });
+        tokio::spawn(self.clone().supervise(id, child, group, registered, tx));
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });

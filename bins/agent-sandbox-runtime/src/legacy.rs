@@ -18,27 +18,25 @@ use serde_json::json;
 use crate::argv;
 use crate::exec::{self, ExecError, Limits};
 use crate::files;
-use crate::state::{Failure, State, epoch_seconds};
+use crate::state::{
+    Failure, Shape, State, SurfaceError, epoch_seconds, method_not_allowed, not_found,
+};
 
 /// The largest `/execute` request body accepted.
 pub const MAX_EXECUTE_BODY: usize = 1024 * 1024;
 
-/// A failure in the legacy shape: `{"detail": "..."}`.
+/// The legacy failure body: `{"detail": "..."}`.
 #[derive(Debug)]
-pub struct LegacyError(pub Failure);
+pub enum LegacyShape {}
 
-impl<E: Into<Failure>> From<E> for LegacyError {
-    fn from(err: E) -> Self {
-        Self(err.into())
+impl Shape for LegacyShape {
+    fn body(failure: &Failure) -> serde_json::Value {
+        json!({ "detail": failure.message })
     }
 }
 
-impl IntoResponse for LegacyError {
-    fn into_response(self) -> Response {
-        self.0.log();
-        (self.0.status, Json(json!({ "detail": self.0.message }))).into_response()
-    }
-}
+/// A failure in the legacy shape.
+pub type LegacyError = SurfaceError<LegacyShape>;
 
 /// The legacy router.
 pub fn router(state: Arc<State>) -> Router {
@@ -54,22 +52,14 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/list/", get(list_root))
         .route("/list/{*path}", get(list))
         .route("/exists/{*path}", get(exists))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found::<LegacyShape>)
+        .method_not_allowed_fallback(method_not_allowed::<LegacyShape>)
         .with_state(state)
-}
-
-async fn not_found(uri: axum::http::Uri) -> LegacyError {
-    LegacyError(Failure::no_route(&uri))
-}
-
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> LegacyError {
-    LegacyError(Failure::method_not_allowed(&method, &uri))
 }
 
 async fn health(Shared(state): Shared<Arc<State>>) -> Response {
     if state.processes.shutting_down() {
-        return LegacyError(Failure::new(
+        return LegacyError::from(Failure::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the runtime is shutting down",
         ))

@@ -18,28 +18,20 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::files;
 use crate::legacy::write_failure;
-use crate::state::{Failure, State, rfc3339};
+use crate::state::{Failure, Shape, State, SurfaceError, method_not_allowed, not_found, rfc3339};
 
-/// A failure in sandboxd's shape: `{"code": "...", "message": "..."}`.
+/// sandboxd's failure body: `{"code": "...", "message": "..."}`.
 #[derive(Debug)]
-pub struct RestError(pub Failure);
+pub enum RestShape {}
 
-impl<E: Into<Failure>> From<E> for RestError {
-    fn from(err: E) -> Self {
-        Self(err.into())
+impl Shape for RestShape {
+    fn body(failure: &Failure) -> serde_json::Value {
+        json!({ "code": failure.code, "message": failure.message })
     }
 }
 
-impl IntoResponse for RestError {
-    fn into_response(self) -> Response {
-        self.0.log();
-        (
-            self.0.status,
-            Json(json!({ "code": self.0.code, "message": self.0.message })),
-        )
-            .into_response()
-    }
-}
+/// A failure in sandboxd's shape.
+pub type RestError = SurfaceError<RestShape>;
 
 /// The sandboxd REST router.
 pub fn router(state: Arc<State>) -> Router {
@@ -51,18 +43,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/files", root.clone())
         .route("/v1/files/", root)
         .route("/v1/files/{*path}", files)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found::<RestShape>)
+        .method_not_allowed_fallback(method_not_allowed::<RestShape>)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-async fn not_found(uri: axum::http::Uri) -> RestError {
-    RestError(Failure::no_route(&uri))
-}
-
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> RestError {
-    RestError(Failure::method_not_allowed(&method, &uri))
 }
 
 async fn health(Shared(state): Shared<Arc<State>>) -> Response {
@@ -163,34 +147,50 @@ async fn get_file(
         .await
         .map_err(|err| Failure::io(&path, &err))?;
     if meta.is_dir() {
-        let entries = files::list(&state.root, &target)
-            .await
-            .map_err(|err| Failure::io(&path, &err))?;
-        let entries: Vec<_> = entries
-            .into_iter()
-            .map(|e| {
-                json!({
-                    "name": e.name,
-                    "size": e.size,
-                    "type": if e.is_dir { "directory" } else { "file" },
-                    "modified_at": rfc3339(e.modified),
-                    "mode": format!("{:04o}", e.mode & 0o777),
-                })
-            })
-            .collect();
-        return Ok(
-            Json(json!({ "path": state.root.relative(&target), "entries": entries }))
-                .into_response(),
-        );
+        return Ok(Json(listing(&state, &path, &target).await?).into_response());
     }
-    let mut file = tokio::fs::File::open(&target)
-        .await
-        .map_err(|err| Failure::io(&path, &err))?;
-    let len = meta.len();
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .map_or(RangeAnswer::Full, |v| parse_range(v, len));
+        .map_or(RangeAnswer::Full, |v| parse_range(v, meta.len()));
+    download(&path, &target, &meta, range).await
+}
+
+/// The listing of directory `target` (`path` as the client wrote it).
+async fn listing(
+    state: &State,
+    path: &str,
+    target: &std::path::Path,
+) -> Result<serde_json::Value, Failure> {
+    let entries = files::list(&state.root, target)
+        .await
+        .map_err(|err| Failure::io(path, &err))?;
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "size": e.size,
+                "type": if e.is_dir { "directory" } else { "file" },
+                "modified_at": rfc3339(e.modified),
+                "mode": format!("{:04o}", e.mode & 0o777),
+            })
+        })
+        .collect();
+    Ok(json!({ "path": state.root.relative(target), "entries": entries }))
+}
+
+/// The file `target` (`path` as the client wrote it), whole or the asked range, streamed.
+async fn download(
+    path: &str,
+    target: &std::path::Path,
+    meta: &std::fs::Metadata,
+    range: RangeAnswer,
+) -> Result<Response, RestError> {
+    let mut file = tokio::fs::File::open(target)
+        .await
+        .map_err(|err| Failure::io(path, &err))?;
+    let len = meta.len();
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::ACCEPT_RANGES, "bytes");
@@ -205,7 +205,7 @@ async fn get_file(
         RangeAnswer::Partial { start, end } => {
             file.seek(std::io::SeekFrom::Start(start))
                 .await
-                .map_err(|err| Failure::io(&path, &err))?;
+                .map_err(|err| Failure::io(path, &err))?;
             let count = end - start + 1;
             response
                 .status(StatusCode::PARTIAL_CONTENT)
@@ -244,7 +244,7 @@ pub fn parse_mode(value: &str) -> Result<u32, String> {
 }
 
 async fn put_root(Shared(_state): Shared<Arc<State>>) -> RestError {
-    RestError(Failure::invalid(
+    RestError::from(Failure::invalid(
         "the root directory cannot be written as a file",
     ))
 }

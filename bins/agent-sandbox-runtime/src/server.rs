@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rustix::process::Signal;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::exec::Limits;
 use crate::state::State;
@@ -69,10 +70,41 @@ impl Flags {
     }
 }
 
-/// Binds both listeners and serves until `shutdown` completes, then ends running commands
+/// Binds the three listeners and serves until `shutdown` completes, then ends running commands
 /// (SIGTERM to every process group, SIGKILL two seconds later) and lets requests finish for at
 /// most `--shutdown-timeout`. Health endpoints answer 503 from the moment `shutdown` completes.
 pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    check_distinct(&flags)?;
+    let state = Arc::new(
+        State::new(&flags.root_dir, flags.limits(), &flags.metadata_env_prefix)
+            .with_context(|| format!("cannot use root directory {}", flags.root_dir.display()))?,
+    );
+    let listeners = Listeners::bind(&flags).await?;
+    tracing::info!(
+        legacy = %flags.legacy_listen,
+        rest = %flags.rest_listen,
+        grpc = %flags.grpc_listen,
+        root = %state.root.path().display(),
+        "serving"
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let servers = listeners.serve(&state, &stop_rx);
+
+    shutdown.await;
+    tracing::info!(running = state.processes.live(), "shutting down");
+    end_commands(&state).await;
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(flags.shutdown_timeout), servers).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("requests still open after --shutdown-timeout; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Refuses the same address for two surfaces (port 0 may repeat: each bind picks its own port).
+fn check_distinct(flags: &Flags) -> anyhow::Result<()> {
     let addrs = [flags.legacy_listen, flags.rest_listen, flags.grpc_listen];
     if let Some(twice) = addrs
         .iter()
@@ -84,70 +116,73 @@ pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Re
             twice.1
         );
     }
-    let state = Arc::new(
-        State::new(&flags.root_dir, flags.limits(), &flags.metadata_env_prefix)
-            .with_context(|| format!("cannot use root directory {}", flags.root_dir.display()))?,
-    );
-    let legacy = TcpListener::bind(flags.legacy_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (legacy API)", flags.legacy_listen))?;
-    let rest = TcpListener::bind(flags.rest_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (REST API)", flags.rest_listen))?;
-    let grpc = TcpListener::bind(flags.grpc_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (gRPC)", flags.grpc_listen))?;
-    tracing::info!(
-        legacy = %flags.legacy_listen,
-        rest = %flags.rest_listen,
-        grpc = %flags.grpc_listen,
-        root = %state.root.path().display(),
-        "serving"
-    );
+    Ok(())
+}
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let legacy_server = tokio::spawn(
-        axum::serve(legacy, crate::legacy::router(state.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let rest_server = tokio::spawn(
-        axum::serve(rest, crate::rest::router(state.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let grpc_server = tokio::spawn(
-        tonic::transport::Server::builder().serve_with_incoming_shutdown(
-            crate::grpc::ProcessService::new(state.clone()).into_server(),
-            tonic::transport::server::TcpIncoming::from(grpc),
-            stopped(stop_rx),
-        ),
-    );
-
-    shutdown.await;
-    tracing::info!(running = state.processes.live(), "shutting down");
+/// SIGTERM to every running command's process group, SIGKILL to what is left two seconds later.
+async fn end_commands(state: &State) {
     state.processes.shut_down(Signal::TERM);
     let grace = tokio::time::Instant::now() + Duration::from_secs(2);
     while state.processes.live() > 0 && tokio::time::Instant::now() < grace {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     state.processes.signal_all(Signal::KILL);
-    let _ = stop_tx.send(true);
-    let both = async {
-        let (a, b, c) = tokio::join!(legacy_server, rest_server, grpc_server);
-        a.context("legacy server task")?.context("legacy server")?;
-        b.context("REST server task")?.context("REST server")?;
-        c.context("gRPC server task")?.context("gRPC server")?;
-        anyhow::Ok(())
-    };
-    match tokio::time::timeout(Duration::from_secs(flags.shutdown_timeout), both).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("requests still open after --shutdown-timeout; exiting anyway");
-            Ok(())
+}
+
+/// The bound listeners of the three surfaces.
+struct Listeners {
+    legacy: TcpListener,
+    rest: TcpListener,
+    grpc: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(flags: &Flags) -> anyhow::Result<Self> {
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ({what})"))
+        };
+        Ok(Self {
+            legacy: bind(flags.legacy_listen, "legacy API").await?,
+            rest: bind(flags.rest_listen, "REST API").await?,
+            grpc: bind(flags.grpc_listen, "gRPC").await?,
+        })
+    }
+
+    /// Starts serving every surface at once; the future returned completes when all of them have
+    /// stopped, which they do once `stop` turns true and their open requests are done.
+    fn serve(
+        self,
+        state: &Arc<State>,
+        stop: &watch::Receiver<bool>,
+    ) -> impl Future<Output = anyhow::Result<()>> + use<> {
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let legacy = tokio::spawn(
+            axum::serve(self.legacy, crate::legacy::router(state.clone()))
+                .with_graceful_shutdown(stopped(stop.clone()))
+                .into_future(),
+        );
+        let rest = tokio::spawn(
+            axum::serve(self.rest, crate::rest::router(state.clone()))
+                .with_graceful_shutdown(stopped(stop.clone()))
+                .into_future(),
+        );
+        let grpc = tokio::spawn(
+            tonic::transport::Server::builder().serve_with_incoming_shutdown(
+                crate::grpc::ProcessService::new(state.clone()).into_server(),
+                tonic::transport::server::TcpIncoming::from(self.grpc),
+                stopped(stop.clone()),
+            ),
+        );
+        async {
+            let (a, b, c) = tokio::join!(legacy, rest, grpc);
+            a.context("legacy server task")?.context("legacy server")?;
+            b.context("REST server task")?.context("REST server")?;
+            c.context("gRPC server task")?.context("gRPC server")?;
+            anyhow::Ok(())
         }
     }
 }

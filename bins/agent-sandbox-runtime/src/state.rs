@@ -1,5 +1,5 @@
 //! What both HTTP surfaces share: the root, the running processes, the limits, and the error
-//! type with its two wire shapes.
+//! type (each surface gives it its wire shape).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -7,7 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
+use std::marker::PhantomData;
+
+use axum::Json;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 
 use crate::confine::{ConfineError, Root};
 use crate::exec::{Limits, Processes};
@@ -122,6 +126,46 @@ impl Failure {
             );
         }
     }
+}
+
+/// How one HTTP surface writes a [`Failure`] as its JSON body.
+pub trait Shape {
+    /// The body answering `failure`.
+    fn body(failure: &Failure) -> serde_json::Value;
+}
+
+/// A [`Failure`] answered in the body shape `S`: the error type of one surface's handlers.
+#[derive(Debug)]
+pub struct SurfaceError<S> {
+    /// What failed.
+    pub failure: Failure,
+    shape: PhantomData<S>,
+}
+
+impl<S, E: Into<Failure>> From<E> for SurfaceError<S> {
+    fn from(err: E) -> Self {
+        Self {
+            failure: err.into(),
+            shape: PhantomData,
+        }
+    }
+}
+
+impl<S: Shape> IntoResponse for SurfaceError<S> {
+    fn into_response(self) -> Response {
+        self.failure.log();
+        (self.failure.status, Json(S::body(&self.failure))).into_response()
+    }
+}
+
+/// The fallback of a surface's router: 404 for a path no route serves.
+pub async fn not_found<S>(uri: Uri) -> SurfaceError<S> {
+    Failure::no_route(&uri).into()
+}
+
+/// The fallback of a surface's router for a method a route does not serve: 405.
+pub async fn method_not_allowed<S>(method: Method, uri: Uri) -> SurfaceError<S> {
+    Failure::method_not_allowed(&method, &uri).into()
 }
 
 impl From<ConfineError> for Failure {

@@ -1,5 +1,7 @@
 //! Both HTTP surfaces served in-process on 127.0.0.1:0 and called over real TCP.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use hyper::body::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+
+use support::{dead, poll, read_pid};
 
 struct Daemon {
     legacy: SocketAddr,
@@ -117,6 +121,11 @@ async fn call(
 
 async fn get(addr: SocketAddr, uri: &str) -> Answer {
     call(addr, Method::GET, uri, &[], Bytes::new()).await
+}
+
+/// GET `uri` with a `Range` header.
+async fn get_range(addr: SocketAddr, uri: &str, range: &str) -> Answer {
+    call(addr, Method::GET, uri, &[("range", range)], Bytes::new()).await
 }
 
 async fn execute(d: &Daemon, body: Value) -> Answer {
@@ -415,34 +424,13 @@ async fn rest_files() {
     let head = call(d.rest, Method::HEAD, "/v1/files/a/none", &[], Bytes::new()).await;
     assert_eq!(head.status, StatusCode::NOT_FOUND);
 
-    let part = call(
-        d.rest,
-        Method::GET,
-        "/v1/files/a/b.txt",
-        &[("range", "bytes=2-4")],
-        Bytes::new(),
-    )
-    .await;
+    let part = get_range(d.rest, "/v1/files/a/b.txt", "bytes=2-4").await;
     assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.body.as_ref(), b"234");
     assert_eq!(part.headers["content-range"], "bytes 2-4/10");
-    let tail = call(
-        d.rest,
-        Method::GET,
-        "/v1/files/a/b.txt",
-        &[("range", "bytes=-3")],
-        Bytes::new(),
-    )
-    .await;
+    let tail = get_range(d.rest, "/v1/files/a/b.txt", "bytes=-3").await;
     assert_eq!(tail.body.as_ref(), b"789");
-    let past = call(
-        d.rest,
-        Method::GET,
-        "/v1/files/a/b.txt",
-        &[("range", "bytes=50-")],
-        Bytes::new(),
-    )
-    .await;
+    let past = get_range(d.rest, "/v1/files/a/b.txt", "bytes=50-").await;
     assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
 
     let put = send_form(
@@ -606,35 +594,10 @@ async fn a_client_that_goes_away_ends_its_command() {
         _ = request => panic!("the command ended by itself"),
         () = running => {}
     }
-    let child: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let child = read_pid(&pid_file);
     assert!(
         poll(|| dead(child)).await,
         "the command's group outlived its client"
     );
     assert!(poll(|| d.state.processes.live() == 0).await);
-}
-
-/// Polls `done` every 20 ms until it holds or 10 s have passed; whether it held.
-async fn poll(done: impl Fn() -> bool) -> bool {
-    for _ in 0..500 {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-/// Whether process `pid` is gone or a zombie (dead, not yet reaped by whoever inherited it).
-fn dead(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit(')')
-        .next()
-        .and_then(|r| r.split_whitespace().next());
-    matches!(state, None | Some("Z" | "X"))
 }

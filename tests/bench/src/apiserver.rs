@@ -4,17 +4,16 @@
 //! `apiserver_flowcontrol_dispatched_requests_total{flow_schema=…}` counts its requests alone.
 //! (Not `system:masters`: that group is matched by the `exempt` schema, which nothing can precede.)
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use agent_sandbox_hostcmd as hostcmd;
+use anyhow::Context;
 use k8s_openapi::api::flowcontrol::v1::FlowSchema;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::prom::Scrape;
 
@@ -38,17 +37,44 @@ const RESOURCES: [&str; 8] = [
 /// requests cannot be told apart.
 pub fn controller_kubeconfig(admin: &Path, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let pki = admin.with_file_name("pki");
-    let (ca_crt, ca_key) = (pki.join("ca.crt"), pki.join("ca.key"));
-    if !agent_sandbox_testkit::cluster::is_local_cluster() || !ca_key.exists() {
+    if !agent_sandbox_testkit::cluster::is_local_cluster() || !pki.join("ca.key").exists() {
         return Ok(None);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (key, crt) = issue_client_certificate(&pki, dir)?;
+    let text =
+        std::fs::read_to_string(admin).with_context(|| format!("reading {}", admin.display()))?;
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", admin.display()))?;
+    config["users"] = serde_yaml::to_value(json!([{
+        "name": CONTROLLER_USER,
+        "user": {"client-certificate": path_text(&crt), "client-key": path_text(&key)},
+    }]))?;
+    if let Some(contexts) = config["contexts"].as_sequence_mut() {
+        for context in contexts {
+            context["context"]["user"] = CONTROLLER_USER.into();
+        }
+    }
+    let path = dir.join("controller.kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Some(path))
+}
+
+fn path_text(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A new key and a client certificate for [`CONTROLLER_USER`] signed by the CA in `pki`, written to
+/// `dir`; returns their paths.
+fn issue_client_certificate(pki: &Path, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (ca_crt, ca_key) = (pki.join("ca.crt"), pki.join("ca.key"));
     let (key, csr, crt) = (
         dir.join("controller.key"),
         dir.join("controller.csr"),
         dir.join("controller.crt"),
     );
-    let s = |p: &Path| p.display().to_string();
+    let s = path_text;
     openssl(&[
         "genpkey",
         "-algorithm",
@@ -92,37 +118,12 @@ pub fn controller_kubeconfig(admin: &Path, dir: &Path) -> anyhow::Result<Option<
         "-out",
         &s(&crt),
     ])?;
-    let text =
-        std::fs::read_to_string(admin).with_context(|| format!("reading {}", admin.display()))?;
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", admin.display()))?;
-    config["users"] = serde_yaml::to_value(json!([{
-        "name": CONTROLLER_USER,
-        "user": {"client-certificate": s(&crt), "client-key": s(&key)},
-    }]))?;
-    if let Some(contexts) = config["contexts"].as_sequence_mut() {
-        for context in contexts {
-            context["context"]["user"] = CONTROLLER_USER.into();
-        }
-    }
-    let path = dir.join("controller.kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&config)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(Some(path))
+    Ok((key, crt))
 }
 
 fn openssl(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .context("running openssl (needed to give the controller under test its own identity)")?;
-    if !out.status.success() {
-        bail!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    hostcmd::output("openssl", args)
+        .context("giving the controller under test its own identity needs `openssl`")?;
     Ok(())
 }
 
@@ -137,12 +138,7 @@ pub async fn ensure_flow_schema(client: &Client) -> anyhow::Result<()> {
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": CONTROLLER_USER}],
     }))
     .context("building the ClusterRoleBinding")?;
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(
-            CONTROLLER_USER,
-            &PatchParams::apply("agent-sandbox-bench").force(),
-            &Patch::Apply(&binding),
-        )
+    apply(client, &binding)
         .await
         .context("binding the controller's user to cluster-admin")?;
     let schema: FlowSchema = serde_json::from_value(json!({
@@ -161,15 +157,28 @@ pub async fn ensure_flow_schema(client: &Client) -> anyhow::Result<()> {
         },
     }))
     .context("building the FlowSchema")?;
-    Api::<FlowSchema>::all(client.clone())
-        .patch(
-            CONTROLLER_USER,
-            &PatchParams::apply("agent-sandbox-bench").force(),
-            &Patch::Apply(&schema),
-        )
+    apply(client, &schema)
         .await
         .context("applying the bench FlowSchema")?;
     Ok(())
+}
+
+/// Server-side applies a cluster-scoped object named [`CONTROLLER_USER`] as the bench.
+async fn apply<K>(client: &Client, object: &K) -> kube::Result<K>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::all(client.clone())
+        .patch(
+            CONTROLLER_USER,
+            &PatchParams::apply("agent-sandbox-bench").force(),
+            &Patch::Apply(object),
+        )
+        .await
 }
 
 /// Scrapes the API server's `/metrics`.

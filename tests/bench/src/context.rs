@@ -1,6 +1,7 @@
 //! What every scenario shares: the cluster client, the controller's identity, namespaces, kwok node
 //! capacity and starting the controller under test.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -155,60 +156,72 @@ impl Bench {
             return Ok(());
         }
         eprintln!("[bench] adding kwok nodes: {have} -> {want}");
-        let taken: std::collections::BTreeSet<String> = existing
+        let taken: BTreeSet<String> = existing
             .items
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
-        let mut added = Vec::new();
-        let mut i = 0;
-        while have + added.len() < want {
-            let name = format!("kwok-node-{i}");
-            i += 1;
-            if taken.contains(&name) {
-                continue;
-            }
-            let node: Node = serde_json::from_value(serde_json::json!({
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                    "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                               "kubernetes.io/arch": "amd64", "type": "kwok"},
-                },
-            }))?;
-            nodes
-                .create(&PostParams::default(), &node)
-                .await
-                .with_context(|| format!("creating node {name}"))?;
-            added.push(name);
-        }
-        let ready = |n: &Node| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        };
-        let mut stream = watcher(nodes, watcher::Config::default().labels("type=kwok"))
-            .default_backoff()
-            .applied_objects()
-            .boxed();
-        let mut ready_names = std::collections::BTreeSet::new();
-        let wait = async {
-            while let Some(node) = stream.next().await {
-                let node = node?;
-                if ready(&node) {
-                    ready_names.insert(node.metadata.name.unwrap_or_default());
-                }
-                if added.iter().all(|n| ready_names.contains(n)) {
-                    return anyhow::Ok(());
-                }
-            }
-            bail!("the node watch ended")
-        };
-        tokio::time::timeout(Duration::from_secs(120), wait)
+        let added = add_nodes(&nodes, &taken, want - have).await?;
+        tokio::time::timeout(Duration::from_secs(120), all_ready(nodes, &added))
             .await
             .context("the added kwok nodes did not become Ready within 120s")??;
         Ok(())
     }
+}
+
+/// Creates `count` kwok nodes with names not in `taken`; returns their names.
+async fn add_nodes(
+    nodes: &Api<Node>,
+    taken: &BTreeSet<String>,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut added = Vec::new();
+    let mut i = 0;
+    while added.len() < count {
+        let name = format!("kwok-node-{i}");
+        i += 1;
+        if taken.contains(&name) {
+            continue;
+        }
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                           "kubernetes.io/arch": "amd64", "type": "kwok"},
+            },
+        }))?;
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .with_context(|| format!("creating node {name}"))?;
+        added.push(name);
+    }
+    Ok(added)
+}
+
+/// Watches the kwok nodes until every one of `names` is Ready.
+async fn all_ready(nodes: Api<Node>, names: &[String]) -> anyhow::Result<()> {
+    let ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let mut stream = watcher(nodes, watcher::Config::default().labels("type=kwok"))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let mut ready_names = BTreeSet::new();
+    while let Some(node) = stream.next().await {
+        let node = node?;
+        if ready(&node) {
+            ready_names.insert(node.metadata.name.unwrap_or_default());
+        }
+        if names.iter().all(|n| ready_names.contains(n)) {
+            return Ok(());
+        }
+    }
+    bail!("the node watch ended")
 }

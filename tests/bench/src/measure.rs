@@ -8,7 +8,7 @@ use kube::Client;
 
 use crate::apiserver::{self, ApiUsage};
 use crate::controller::RunningController;
-use crate::prom::Scrape;
+use crate::prom::{HistogramSummary, Scrape};
 use crate::report::{Phase, ProcessUsage};
 use crate::stats::{Latency, round};
 use crate::sysinfo::ProcSample;
@@ -22,6 +22,20 @@ const HISTOGRAMS: [&str; 6] = [
     "controller_runtime_reconcile_time_seconds",
     "agent_sandbox_client_claim_startup_latency_ms",
 ];
+
+/// What a phase did, for [`Window::finish`].
+pub struct Observed<'a> {
+    /// Phase name in the report.
+    pub name: &'a str,
+    /// How many objects the phase is about.
+    pub objects: usize,
+    /// The per-object client-side latencies.
+    pub latencies: &'a [Duration],
+    /// The first create (or scale) call.
+    pub first: Instant,
+    /// The last Ready seen.
+    pub last: Instant,
+}
 
 /// Snapshots taken when a phase starts.
 pub struct Window {
@@ -51,35 +65,23 @@ impl Window {
         })
     }
 
-    /// Ends the window. `objects` is how many objects the phase is about, `latencies` the per-object
-    /// client-side latencies; `first` the first create (or scale) call, `last` the last Ready seen.
-    #[allow(clippy::too_many_arguments)]
+    /// Ends the window over what the phase did.
     pub async fn finish(
         self,
         client: &Client,
         controller: &RunningController,
-        name: &str,
-        objects: usize,
-        latencies: &[Duration],
-        first: Instant,
-        last: Instant,
+        observed: Observed<'_>,
     ) -> anyhow::Result<Phase> {
         let after = controller.metrics().await;
         let proc = controller.sample()?;
         let api_after = apiserver::scrape(client).await?;
-        let mut controller_latency = BTreeMap::new();
-        for base in HISTOGRAMS {
-            let Some(h) = after.histogram(base) else {
-                continue;
-            };
-            let d = h.since(self.controller.histogram(base).as_ref());
-            let scale = if base.ends_with("_seconds") {
-                1000.0
-            } else {
-                1.0
-            };
-            controller_latency.insert(base.to_string(), d.summary(scale));
-        }
+        let Observed {
+            name,
+            objects,
+            latencies,
+            first,
+            last,
+        } = observed;
         let duration = last.saturating_duration_since(first).as_secs_f64();
         let cpu = (proc.cpu_seconds - self.proc.cpu_seconds).max(0.0);
         Ok(Phase {
@@ -92,7 +94,7 @@ impl Window {
             } else {
                 0.0
             },
-            controller_latency,
+            controller_latency: histogram_deltas(&self.controller, &after),
             api: ApiUsage::between(&self.apiserver, &api_after, objects, self.isolated),
             controller_process: ProcessUsage {
                 cpu_seconds: round(cpu),
@@ -103,4 +105,22 @@ impl Window {
             extra: BTreeMap::new(),
         })
     }
+}
+
+/// How the controller's histograms ([`HISTOGRAMS`]) moved between two scrapes, in milliseconds.
+fn histogram_deltas(before: &Scrape, after: &Scrape) -> BTreeMap<String, HistogramSummary> {
+    let mut deltas = BTreeMap::new();
+    for base in HISTOGRAMS {
+        let Some(h) = after.histogram(base) else {
+            continue;
+        };
+        let d = h.since(before.histogram(base).as_ref());
+        let scale = if base.ends_with("_seconds") {
+            1000.0
+        } else {
+            1.0
+        };
+        deltas.insert(base.to_string(), d.summary(scale));
+    }
+    deltas
 }

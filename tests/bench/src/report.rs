@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::apiserver::ApiUsage;
+use crate::controller::ControllerSpec;
 use crate::prom::HistogramSummary;
 use crate::stats::{Latency, round};
 use crate::sysinfo::Machine;
@@ -38,6 +39,17 @@ pub struct RunReport {
     pub command: String,
     /// Measured phases in order.
     pub phases: Vec<Phase>,
+}
+
+impl RunReport {
+    /// The report of one run of `spec`.
+    pub fn new(spec: &ControllerSpec, phases: Vec<Phase>) -> Self {
+        Self {
+            controller: spec.label.clone(),
+            command: spec.command.clone(),
+            phases,
+        }
+    }
 }
 
 /// One measured phase.
@@ -187,31 +199,7 @@ impl Report {
         );
         for run in &self.runs {
             for p in &run.phases {
-                let l = &p.client_latency;
-                let ctl = primary_histogram(p).map_or_else(
-                    || "-".to_string(),
-                    |h| format!("{}/{}", opt(h.p50_ms), opt(h.p99_ms)),
-                );
-                out += &format!(
-                    "{:<10} {:<14} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>17} {:>8} {:>7.2} {:>9.1}\n",
-                    run.controller,
-                    p.name,
-                    p.objects,
-                    l.p50_ms,
-                    l.p90_ms,
-                    l.p99_ms,
-                    l.max_ms,
-                    p.throughput_per_s,
-                    ctl,
-                    opt(p.api.controller_requests_per_object),
-                    p.controller_process.cpu_seconds,
-                    p.controller_process.peak_rss_bytes as f64 / 1048576.0
-                );
-                if !p.extra.is_empty() {
-                    let extra: Vec<String> =
-                        p.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    out += &format!("{:<10} {:<14} {}\n", "", "", extra.join("  "));
-                }
+                out += &phase_rows(&run.controller, p);
             }
         }
         for r in &self.comparison {
@@ -226,6 +214,35 @@ impl Report {
         }
         out
     }
+}
+
+/// A phase's row of the table, and a second row with its extra measurements if it has any.
+fn phase_rows(controller: &str, p: &Phase) -> String {
+    let l = &p.client_latency;
+    let ctl = primary_histogram(p).map_or_else(
+        || "-".to_string(),
+        |h| format!("{}/{}", opt(h.p50_ms), opt(h.p99_ms)),
+    );
+    let mut out = format!(
+        "{:<10} {:<14} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>17} {:>8} {:>7.2} {:>9.1}\n",
+        controller,
+        p.name,
+        p.objects,
+        l.p50_ms,
+        l.p90_ms,
+        l.p99_ms,
+        l.max_ms,
+        p.throughput_per_s,
+        ctl,
+        opt(p.api.controller_requests_per_object),
+        p.controller_process.cpu_seconds,
+        p.controller_process.peak_rss_bytes as f64 / 1048576.0
+    );
+    if !p.extra.is_empty() {
+        let extra: Vec<String> = p.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out += &format!("{:<10} {:<14} {}\n", "", "", extra.join("  "));
+    }
+    out
 }
 
 /// The controller histogram shown in the table: the claim controller's if present, else the reconcile

@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::Context;
 use serde::Serialize;
 
@@ -27,13 +28,13 @@ pub fn machine() -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(agent_sandbox_testkit::workspace_root())
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
+        hostcmd::stdout(
+            Command::new("git")
+                .args(args)
+                .current_dir(agent_sandbox_testkit::workspace_root()),
+        )
+        .map(|out| out.trim().to_string())
+        .unwrap_or_default()
     };
     let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
     Machine {
@@ -109,11 +110,9 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
+        hostcmd::output("getconf", &["CLK_TCK"])
             .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .and_then(|out| out.trim().parse().ok())
             .unwrap_or(100.0)
     })
 }

@@ -15,11 +15,8 @@ async fn claim_scenarios() -> anyhow::Result<()> {
     crds::install(&client).await?;
     let kubeconfig = cluster::kubeconfig_path();
     let mut controller = Controller::start("claim-controller", &kubeconfig, &["--extensions"])?;
-    let kubeconfig_for_kubectl = kubeconfig.clone();
     let mut results: Vec<_> = futures::future::join_all([
-        Box::pin(TestEnv::run("claim-cold", move |env| {
-            cold::cold_claims(env, kubeconfig_for_kubectl)
-        })) as claim_support::Scenario,
+        Box::pin(TestEnv::run("claim-cold", cold::cold_claims)) as claim_support::Scenario,
         Box::pin(TestEnv::run("claim-ttl", cold::ttl_after_the_pod_finishes)),
         Box::pin(TestEnv::run(
             "claim-earlier",

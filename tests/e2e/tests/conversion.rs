@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use agent_sandbox_testkit::controller::{Controller, install_service_account};
 use agent_sandbox_testkit::wait::{wait_deleted, wait_for_object};
-use agent_sandbox_testkit::{TestEnv, cluster, crds, workspace_root};
+use agent_sandbox_testkit::{TestEnv, crds, kubectl, workspace_root};
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -123,13 +123,6 @@ fn free_port(skip: &[u16]) -> anyhow::Result<u16> {
         .filter(|port| !skip.contains(port))
         .find(|port| std::net::TcpListener::bind(("0.0.0.0", *port)).is_ok())
         .with_context(|| format!("no free port in {first}..{}", first.saturating_add(100)))
-}
-
-/// The kubectl of the local cluster (`cargo xtask cluster env` puts it first on PATH).
-fn kubectl() -> std::path::PathBuf {
-    std::env::var_os("AGENT_SANDBOX_KUBE_BIN")
-        .map(|dir| std::path::PathBuf::from(dir).join("kubectl"))
-        .unwrap_or_else(|| "kubectl".into())
 }
 
 /// Waits until every CRD calls `url` with a caBundle, and returns the caBundle.
@@ -303,17 +296,13 @@ async fn every_kind_reads_in_both_versions(env: &TestEnv) -> anyhow::Result<()> 
 }
 
 async fn v1alpha1_requests_carry_the_deprecation_warning(env: &TestEnv) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new(kubectl())
-        .env("KUBECONFIG", cluster::kubeconfig_path())
-        .args([
-            "get",
-            "sandboxes.v1alpha1.agents.x-k8s.io",
-            "-n",
-            &env.namespace,
-        ])
-        .output()
-        .await
-        .context("running kubectl")?;
+    let output = kubectl::output(&[
+        "get",
+        "sandboxes.v1alpha1.agents.x-k8s.io",
+        "-n",
+        &env.namespace,
+    ])
+    .await?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(output.status.success(), "kubectl failed: {stderr}");
@@ -517,18 +506,14 @@ async fn scenarios(env: &TestEnv, running: &mut Option<Controller>) -> anyhow::R
 
 /// `kubectl scale --replicas=1` on the v1alpha1 scale subresource resumes a suspended Sandbox.
 async fn scaling_through_v1alpha1_resumes(env: &TestEnv) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new(kubectl())
-        .env("KUBECONFIG", cluster::kubeconfig_path())
-        .args([
-            "scale",
-            "sandboxes.v1alpha1.agents.x-k8s.io/suspended",
-            "--replicas=1",
-            "-n",
-            &env.namespace,
-        ])
-        .output()
-        .await
-        .context("running kubectl scale")?;
+    let output = kubectl::output(&[
+        "scale",
+        "sandboxes.v1alpha1.agents.x-k8s.io/suspended",
+        "--replicas=1",
+        "-n",
+        &env.namespace,
+    ])
+    .await?;
     ensure!(
         output.status.success(),
         "kubectl scale failed: {}",

@@ -11,7 +11,7 @@ async fn sandbox_controller_scenarios() -> anyhow::Result<()> {
     crds::install(&client).await?;
     let kubeconfig = cluster::kubeconfig_path();
     let mut controller = Controller::start("sandbox-controller-admin", &kubeconfig, &[])?;
-    let mut results = common::run_all("sb", kubeconfig).await;
+    let mut results = common::run_all("sb").await;
     results.push(controller.ensure_running());
     results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {

@@ -45,7 +45,7 @@ async fn sandbox_controller_runs_with_its_own_rbac() -> anyhow::Result<()> {
         holder,
     )
     .await?;
-    let mut results = common::run_all("rbac", cluster::kubeconfig_path()).await;
+    let mut results = common::run_all("rbac").await;
     results.push(controller.ensure_running());
     results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {

@@ -12,7 +12,7 @@ async fn template_and_warm_pool_scenarios() -> anyhow::Result<()> {
     crds::install(&client).await?;
     let kubeconfig = cluster::kubeconfig_path();
     let mut controller = Controller::start("warm-pools-admin", &kubeconfig, &["--extensions"])?;
-    let mut results = pools::run_all("pool", false, kubeconfig).await;
+    let mut results = pools::run_all("pool", false).await;
     results.push(controller.ensure_running());
     results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {

@@ -18,7 +18,7 @@ async fn warm_pool_controllers_run_with_their_own_rbac() -> anyhow::Result<()> {
     )
     .await?;
     let mut controller = Controller::start("warm-pools-sa", &kubeconfig, &["--extensions"])?;
-    let mut results = pools::run_all("pool-rbac", true, cluster::kubeconfig_path()).await;
+    let mut results = pools::run_all("pool-rbac", true).await;
     results.push(controller.ensure_running());
     results.push(controller.stop().await);
     if results.iter().any(Result::is_err) {

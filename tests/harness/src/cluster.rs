@@ -10,7 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
 
-use crate::workspace_root;
+use crate::workspace::workspace_root;
 
 /// The kubeconfig of the local cluster that `cargo xtask cluster up` writes.
 pub fn default_kubeconfig() -> PathBuf {

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
-use crate::workspace_root;
+use crate::workspace::workspace_root;
 
 /// Environment variable naming the controller binary (`cargo xtask test` builds it and sets this).
 pub const BINARY_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";

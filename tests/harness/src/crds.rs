@@ -16,7 +16,8 @@ use kube::runtime::wait::conditions;
 use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 
-use crate::{wait, workspace_root};
+use crate::wait;
+use crate::workspace::workspace_root;
 
 /// Field manager of the harness's server-side applies.
 const MANAGER: &str = "agent-sandbox-testkit";

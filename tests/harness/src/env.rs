@@ -9,7 +9,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 
-use crate::{NAMESPACE_LABEL, cluster, logs, wait};
+use crate::{cluster, logs, wait};
+
+/// Label put on every namespace the harness creates.
+pub const NAMESPACE_LABEL: &str = "agent-sandbox.test/e2e";
 
 /// What a test gets: a client and a namespace of its own.
 #[derive(Clone)]

@@ -1,5 +1,6 @@
 //! Our kubectl as a process, for what kube-rs is not built to do here: running a command in a
-//! container of a real Pod (`kubectl exec`; the client has no websocket support in this workspace).
+//! container of a real Pod (`kubectl exec`; the client has no websocket support in this workspace),
+//! and proving that kubectl itself works with our resources (`wait`, `scale`, `get` columns).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -44,6 +45,19 @@ impl ExecOutput {
         }
         Ok(self.stdout.trim().to_owned())
     }
+}
+
+/// Runs our kubectl with `args` against the tests' cluster and returns what it printed and how it
+/// exited, for a test to judge.
+pub async fn output(args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Command::new(binary())
+        .arg("--kubeconfig")
+        .arg(cluster::kubeconfig_path())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running kubectl {}", args.join(" ")))
 }
 
 /// Runs `command` in `container` (or the Pod's default container) of Pod `namespace/pod` with

@@ -17,20 +17,11 @@ pub mod logs;
 pub mod manifests;
 pub mod router;
 pub mod wait;
+mod workspace;
 
-pub use env::{TestEnv, create_labelled_namespace};
+pub use env::{NAMESPACE_LABEL, TestEnv, create_labelled_namespace};
+pub use workspace::workspace_root;
 
 /// Annotation that makes kwok end a Running pod: value `Succeeded` (exit 0) or `Failed` (exit 1).
 /// Must match the stages written by `cargo xtask cluster up` (xtask/src/cluster/manifests.rs).
 pub const FINISH_ANNOTATION: &str = "agent-sandbox.test/finish";
-
-/// Label put on every namespace the harness creates.
-pub const NAMESPACE_LABEL: &str = "agent-sandbox.test/e2e";
-
-/// The workspace root (two levels above this crate).
-pub fn workspace_root() -> std::path::PathBuf {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .nth(2)
-        .map_or_else(|| here.to_path_buf(), std::path::Path::to_path_buf)
-}

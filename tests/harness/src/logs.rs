@@ -4,7 +4,8 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
-use crate::{cluster, workspace_root};
+use crate::cluster;
+use crate::workspace::workspace_root;
 
 /// Prints the last `lines` lines of every component log of the local cluster (if that is the one in use).
 pub fn dump_components(lines: usize) {

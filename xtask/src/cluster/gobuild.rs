@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -111,7 +111,6 @@ pub struct GoBuild<'a> {
 impl GoBuild<'_> {
     /// Runs the build, printing progress every 30 s, and fails with the last lines of Go's output.
     pub fn run(&self) -> anyhow::Result<()> {
-        let go = find_go()?;
         eprintln!(
             "[cluster] building {} from Go modules into {}",
             self.what,
@@ -122,11 +121,35 @@ impl GoBuild<'_> {
             self.expected
         );
         let started = Instant::now();
+        let mut child = self.spawn()?;
+        let stderr = child.stderr.take().context("go build stderr")?;
+        let (packages, tail) = self.follow(stderr, started);
+        let status = child.wait().context("waiting for go build")?;
+        if !status.success() {
+            bail!(
+                "building {} failed ({status}) in {}. Last lines of `go build`:\n{}\n\
+                 If a module could not be downloaded, check that the Go module proxy is reachable (GOPROXY).",
+                self.what,
+                self.dir.display(),
+                tail.join("\n")
+            );
+        }
+        eprintln!(
+            "[cluster] built {} ({packages} packages) in {}s",
+            self.what,
+            started.elapsed().as_secs()
+        );
+        Ok(())
+    }
+
+    /// Starts `go build -v` with its progress (stderr) piped.
+    fn spawn(&self) -> anyhow::Result<Child> {
+        let go = find_go()?;
         let mut output = self.output.display().to_string();
         if self.packages.len() > 1 && !output.ends_with('/') {
             output.push('/');
         }
-        let mut child = Command::new(&go)
+        Command::new(&go)
             .current_dir(self.dir)
             .env("GOTOOLCHAIN", "local")
             .env("GOFLAGS", format!("-mod={} -buildvcs=false", self.mod_mode))
@@ -137,8 +160,12 @@ impl GoBuild<'_> {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {} build", go.display()))?;
-        let stderr = child.stderr.take().context("go build stderr")?;
+            .with_context(|| format!("starting {} build", go.display()))
+    }
+
+    /// Reads `go build -v`'s lines until it closes them, saying every 30 s how many packages are
+    /// compiled; returns that count and the last 40 lines.
+    fn follow(&self, stderr: ChildStderr, started: Instant) -> (usize, Vec<String>) {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -177,21 +204,6 @@ impl GoBuild<'_> {
                 last_report = Instant::now();
             }
         }
-        let status = child.wait().context("waiting for go build")?;
-        if !status.success() {
-            bail!(
-                "building {} failed ({status}) in {}. Last lines of `go build`:\n{}\n\
-                 If a module could not be downloaded, check that the Go module proxy is reachable (GOPROXY).",
-                self.what,
-                self.dir.display(),
-                tail.join("\n")
-            );
-        }
-        eprintln!(
-            "[cluster] built {} ({packages} packages) in {}s",
-            self.what,
-            started.elapsed().as_secs()
-        );
-        Ok(())
+        (packages, tail)
     }
 }

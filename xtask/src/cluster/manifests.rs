@@ -13,16 +13,16 @@ pub const FINISH_ANNOTATION: &str = "agent-sandbox.test/finish";
 ///   ends with exit code 0 or 1.
 /// * pod-remove: a pod being deleted is removed (its finalizers, if any, are respected).
 pub fn kwok_config() -> String {
-    let mut docs = vec![
-        KWOK_OPTIONS.to_string(),
-        NODE_UP.to_string(),
-        NODE_REFRESH.to_string(),
-        POD_RUN.to_string(),
-        POD_REMOVE.to_string(),
+    let stages = [
+        node_up(),
+        node_refresh(),
+        pod_run(),
+        pod_remove(),
+        pod_finish("pod-finish-succeeded", "Succeeded", 0, "Completed"),
+        pod_finish("pod-finish-failed", "Failed", 1, "Error"),
     ];
-    for (phase, code, reason) in [("Succeeded", 0, "Completed"), ("Failed", 1, "Error")] {
-        docs.push(pod_finish(phase, code, reason));
-    }
+    let mut docs = vec![KWOK_OPTIONS.to_string()];
+    docs.extend(stages.iter().map(Stage::render));
     docs.join("---\n")
 }
 
@@ -44,67 +44,104 @@ options:
   enablePodsOnNodeSyncStreamWatch: false
 "#;
 
-const NODE_UP: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+/// A kwok Stage: the objects of `kind` its `selector` matches (after `delay`, if any) get `next`.
+/// `selector` and `next` are YAML for the body of those keys, indented four spaces.
+struct Stage<'a> {
+    name: &'a str,
+    kind: &'a str,
+    selector: String,
+    delay: Option<&'a str>,
+    next: String,
+}
+
+impl Stage<'_> {
+    fn render(&self) -> String {
+        let delay = self.delay.unwrap_or_default();
+        format!(
+            "apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
-  name: node-up
+  name: {name}
 spec:
   resourceRef:
     apiGroup: v1
-    kind: Node
+    kind: {kind}
   selector:
-    matchExpressions:
-    - key: .metadata.deletionTimestamp
-      operator: DoesNotExist
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: NotIn
-      values: ["True"]
-  next:
-    statusTemplate: |
-      {{ $at := Now | Quote }}
-      addresses:
+{selector}{delay}  next:
+{next}",
+            name = self.name,
+            kind = self.kind,
+            selector = self.selector,
+            next = self.next,
+        )
+    }
+}
+
+/// A `matchExpressions` selector body of `(key, operator, values)` terms; `values` is a YAML flow
+/// list, or empty for operators that take none.
+fn match_expressions(terms: &[(&str, &str, &str)]) -> String {
+    let mut out = String::from("    matchExpressions:\n");
+    for (key, operator, values) in terms {
+        out.push_str(&format!("    - key: {key}\n      operator: {operator}\n"));
+        if !values.is_empty() {
+            out.push_str(&format!("      values: {values}\n"));
+        }
+    }
+    out
+}
+
+/// The selector term "not being deleted".
+const NOT_DELETED: (&str, &str, &str) = (".metadata.deletionTimestamp", "DoesNotExist", "");
+
+/// The selector key of an object's Ready condition status.
+const READY_STATUS: &str = r#"'.status.conditions.[] | select( .type == "Ready" ) | .status'"#;
+
+/// A `statusTemplate` body: `template` (Go template lines, indented as the status' fields) after a
+/// `$at` set to now.
+fn status_template(template: &str) -> String {
+    format!("    statusTemplate: |\n      {{{{ $at := Now | Quote }}}}\n{template}")
+}
+
+/// The conditions a fake node reports once up: type, status, reason.
+const NODE_CONDITIONS: [(&str, &str, &str); 5] = [
+    ("Ready", "True", "KubeletReady"),
+    ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+    ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+    ("PIDPressure", "False", "KubeletHasSufficientPID"),
+    ("NetworkUnavailable", "False", "RouteCreated"),
+];
+
+/// What a fake node offers, as both its capacity and what is allocatable.
+const NODE_RESOURCES: &str = r#"        cpu: "32"
+        memory: 256Gi
+        pods: "110"
+        ephemeral-storage: 1Ti
+"#;
+
+/// A new fake node becomes Ready with capacity for 110 pods.
+fn node_up() -> Stage<'static> {
+    let mut conditions = String::new();
+    for (type_, status, reason) in NODE_CONDITIONS {
+        conditions.push_str(&format!(
+            "      - type: {type_}\n        status: \"{status}\"\n        reason: {reason}\n"
+        ));
+        if type_ == "Ready" {
+            conditions.push_str("        message: fake node driven by kwok\n");
+        }
+        conditions.push_str(
+            "        lastHeartbeatTime: {{ $at }}\n        lastTransitionTime: {{ $at }}\n",
+        );
+    }
+    let status = format!(
+        r#"      addresses:
       - type: InternalIP
-        address: {{ NodeIP | Quote }}
+        address: {{{{ NodeIP | Quote }}}}
       - type: Hostname
-        address: {{ .metadata.name | Quote }}
+        address: {{{{ .metadata.name | Quote }}}}
       capacity:
-        cpu: "32"
-        memory: 256Gi
-        pods: "110"
-        ephemeral-storage: 1Ti
-      allocatable:
-        cpu: "32"
-        memory: 256Gi
-        pods: "110"
-        ephemeral-storage: 1Ti
-      conditions:
-      - type: Ready
-        status: "True"
-        reason: KubeletReady
-        message: fake node driven by kwok
-        lastHeartbeatTime: {{ $at }}
-        lastTransitionTime: {{ $at }}
-      - type: MemoryPressure
-        status: "False"
-        reason: KubeletHasSufficientMemory
-        lastHeartbeatTime: {{ $at }}
-        lastTransitionTime: {{ $at }}
-      - type: DiskPressure
-        status: "False"
-        reason: KubeletHasNoDiskPressure
-        lastHeartbeatTime: {{ $at }}
-        lastTransitionTime: {{ $at }}
-      - type: PIDPressure
-        status: "False"
-        reason: KubeletHasSufficientPID
-        lastHeartbeatTime: {{ $at }}
-        lastTransitionTime: {{ $at }}
-      - type: NetworkUnavailable
-        status: "False"
-        reason: RouteCreated
-        lastHeartbeatTime: {{ $at }}
-        lastTransitionTime: {{ $at }}
-      daemonEndpoints:
+{NODE_RESOURCES}      allocatable:
+{NODE_RESOURCES}      conditions:
+{conditions}      daemonEndpoints:
         kubeletEndpoint:
           Port: 10250
       nodeInfo:
@@ -114,30 +151,28 @@ spec:
         kubeProxyVersion: fake
         containerRuntimeVersion: fake
       phase: Running
-"#;
+"#
+    );
+    Stage {
+        name: "node-up",
+        kind: "Node",
+        selector: match_expressions(&[NOT_DELETED, (READY_STATUS, "NotIn", r#"["True"]"#)]),
+        delay: None,
+        next: status_template(&status),
+    }
+}
 
-const NODE_REFRESH: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: node-refresh
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Node
-  selector:
-    matchExpressions:
-    - key: .metadata.deletionTimestamp
-      operator: DoesNotExist
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: In
-      values: ["True"]
-  delay:
-    durationMilliseconds: 20000
-    jitterDurationMilliseconds: 25000
-  next:
-    statusTemplate: |
-      {{ $at := Now | Quote }}
-      conditions:
+/// Ready nodes refresh their condition timestamps every ~20 s.
+fn node_refresh() -> Stage<'static> {
+    Stage {
+        name: "node-refresh",
+        kind: "Node",
+        selector: match_expressions(&[NOT_DELETED, (READY_STATUS, "In", r#"["True"]"#)]),
+        delay: Some(
+            "  delay:\n    durationMilliseconds: 20000\n    jitterDurationMilliseconds: 25000\n",
+        ),
+        next: status_template(
+            r#"      conditions:
       {{ range .status.conditions }}
       - type: {{ .type | Quote }}
         status: {{ .status | Quote }}
@@ -145,30 +180,24 @@ spec:
         lastHeartbeatTime: {{ $at }}
         lastTransitionTime: {{ .lastTransitionTime | Quote }}
       {{ end }}
-"#;
+"#,
+        ),
+    }
+}
 
-const POD_RUN: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-run
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: .metadata.deletionTimestamp
-      operator: DoesNotExist
-    - key: .status.phase
-      operator: In
-      values: ["Pending"]
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: NotIn
-      values: ["True"]
-  next:
-    statusTemplate: |
-      {{ $at := Now | Quote }}
-      phase: Running
+/// A scheduled pod becomes Running and Ready at once, with a pod IP.
+fn pod_run() -> Stage<'static> {
+    Stage {
+        name: "pod-run",
+        kind: "Pod",
+        selector: match_expressions(&[
+            NOT_DELETED,
+            (".status.phase", "In", r#"["Pending"]"#),
+            (READY_STATUS, "NotIn", r#"["True"]"#),
+        ]),
+        delay: None,
+        next: status_template(
+            r#"      phase: Running
       startTime: {{ $at }}
       hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
       podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
@@ -209,47 +238,35 @@ spec:
             startedAt: {{ $at }}
             finishedAt: {{ $at }}
       {{ end }}
-"#;
+"#,
+        ),
+    }
+}
 
-const POD_REMOVE: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-remove
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: .metadata.deletionTimestamp
-      operator: Exists
-  next:
-    delete: true
-"#;
+/// A pod being deleted is removed (its finalizers, if any, are respected).
+fn pod_remove() -> Stage<'static> {
+    Stage {
+        name: "pod-remove",
+        kind: "Pod",
+        selector: match_expressions(&[(".metadata.deletionTimestamp", "Exists", "")]),
+        delay: None,
+        next: "    delete: true\n".to_owned(),
+    }
+}
 
-fn pod_finish(phase: &str, exit_code: i32, reason: &str) -> String {
-    format!(
-        r#"apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-finish-{name}
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchAnnotations:
-      {FINISH_ANNOTATION}: {phase}
-    matchExpressions:
-    - key: .metadata.deletionTimestamp
-      operator: DoesNotExist
-    - key: .status.phase
-      operator: In
-      values: ["Running"]
-  next:
-    statusTemplate: |
-      {{{{ $at := Now | Quote }}}}
-      phase: {phase}
+/// A Running pod annotated with [`FINISH_ANNOTATION`]`: <phase>` ends with `exit_code`.
+fn pod_finish(name: &'static str, phase: &str, exit_code: i32, reason: &str) -> Stage<'static> {
+    let selector = format!(
+        "    matchAnnotations:\n      {FINISH_ANNOTATION}: {phase}\n{}",
+        match_expressions(&[NOT_DELETED, (".status.phase", "In", r#"["Running"]"#)])
+    );
+    Stage {
+        name,
+        kind: "Pod",
+        selector,
+        delay: None,
+        next: status_template(&format!(
+            r#"      phase: {phase}
       conditions:
       {{{{ range (list "ContainersReady" "Ready") }}}}
       - type: {{{{ . }}}}
@@ -272,9 +289,9 @@ spec:
             startedAt: {{{{ $at }}}}
             finishedAt: {{{{ $at }}}}
       {{{{ end }}}}
-"#,
-        name = phase.to_lowercase(),
-    )
+"#
+        )),
+    }
 }
 
 /// `count` fake nodes for kwok to manage, plus the default StorageClass.

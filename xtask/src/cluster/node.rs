@@ -6,10 +6,11 @@ pub mod build;
 pub mod config;
 pub mod host;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 
 use super::build::Binaries;
@@ -26,105 +27,130 @@ pub fn up(bins: &Binaries) -> anyhow::Result<()> {
     let node_bins = build::ensure()?;
     let node = NodeLayout::new();
     node.create_dirs()?;
-    let layout = &node.cluster;
+    write_config(&node, &node_bins)?;
+    host::prepare(&node)?;
+    start_daemons(bins, &node, &node_bins)?;
+    host::keep_firewall_first()?;
+    register(bins, &node)?;
+    eprintln!(
+        "[cluster] real node {NODE_NAME} Ready in {:.1}s (containerd, runc, gVisor, CoreDNS, kube-proxy)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes the configuration of every node program.
+fn write_config(node: &NodeLayout, node_bins: &build::NodeBinaries) -> anyhow::Result<()> {
     for (file, text) in [
-        ("containerd.toml", config::containerd(&node, &node_bins)),
-        ("runsc.toml", config::runsc(&node)),
-        ("kubelet.yaml", config::kubelet(&node)),
-        ("kube-proxy.yaml", config::kube_proxy(&node)),
-        ("Corefile", config::corefile(&node)),
+        ("containerd.toml", config::containerd(node, node_bins)),
+        ("runsc.toml", config::runsc(node)),
+        ("kubelet.yaml", config::kubelet(node)),
+        ("kube-proxy.yaml", config::kube_proxy(node)),
+        ("Corefile", config::corefile(node)),
         ("runtimeclasses.yaml", config::runtime_classes()),
     ] {
-        std::fs::write(layout.config_file(file), text)
+        std::fs::write(node.cluster.config_file(file), text)
             .with_context(|| format!("writing {file}"))?;
     }
     std::fs::write(
         node.cni_conf().join("10-agent-sandbox.conflist"),
-        config::cni(&node),
+        config::cni(node),
     )
-    .context("writing the CNI configuration")?;
-    host::prepare(&node)?;
+    .context("writing the CNI configuration")
+}
 
+/// A node program, started as a process and awaited until its probe answers.
+struct Daemon<'a> {
+    name: &'a str,
+    program: PathBuf,
+    args: Vec<String>,
+    env: &'a [(&'a str, &'a str)],
+    healthy_within: Duration,
+}
+
+/// Starts containerd (and imports the images into it), CoreDNS, the kubelet and kube-proxy, each
+/// healthy before the next.
+fn start_daemons(
+    bins: &Binaries,
+    node: &NodeLayout,
+    node_bins: &build::NodeBinaries,
+) -> anyhow::Result<()> {
+    let config_flag = |file: &str| {
+        vec![format!(
+            "--config={}",
+            node.cluster.config_file(file).display()
+        )]
+    };
     // containerd finds its shims (runc's and gVisor's) and runsc on PATH.
     let path = format!(
         "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         node_bins.node_bin.display(),
         node_bins.gvisor_bin.display()
     );
-    let containerd_args = vec![format!(
-        "--config={}",
-        layout.config_file("containerd.toml").display()
-    )];
+    let with_path = [("PATH", path.as_str())];
+    let minute = Duration::from_secs(60);
     start(
-        &node,
-        "containerd",
-        &node_bins.node("containerd"),
-        &containerd_args,
-        &[("PATH", path.as_str())],
-        Duration::from_secs(60),
+        node,
+        &Daemon {
+            name: "containerd",
+            program: node_bins.node("containerd"),
+            args: config_flag("containerd.toml"),
+            env: &with_path,
+            healthy_within: minute,
+        },
     )?;
     let archives = crate::images::ensure_all(&node_bins.node("pause"))?;
     crate::images::import(&node_bins.node("ctr"), &node.containerd_socket(), &archives)?;
+    let corefile = node.cluster.config_file("Corefile").display().to_string();
+    for daemon in [
+        Daemon {
+            name: "coredns",
+            program: bins.program("coredns"),
+            args: vec!["-conf".to_string(), corefile],
+            env: &[],
+            healthy_within: minute,
+        },
+        Daemon {
+            name: "kubelet",
+            program: bins.program("kubelet"),
+            args: config::kubelet_args(node),
+            env: &with_path,
+            healthy_within: Duration::from_secs(90),
+        },
+        Daemon {
+            name: "kube-proxy",
+            program: bins.program("kube-proxy"),
+            args: config_flag("kube-proxy.yaml"),
+            env: &[],
+            healthy_within: minute,
+        },
+    ] {
+        start(node, &daemon)?;
+    }
+    Ok(())
+}
 
-    let corefile = vec![
-        "-conf".to_string(),
-        layout.config_file("Corefile").display().to_string(),
-    ];
-    start(
-        &node,
-        "coredns",
-        &bins.program("coredns"),
-        &corefile,
-        &[],
-        Duration::from_secs(60),
-    )?;
-    start(
-        &node,
-        "kubelet",
-        &bins.program("kubelet"),
-        &config::kubelet_args(&node),
-        &[("PATH", path.as_str())],
-        Duration::from_secs(90),
-    )?;
-    let proxy_args = vec![format!(
-        "--config={}",
-        layout.config_file("kube-proxy.yaml").display()
-    )];
-    start(
-        &node,
-        "kube-proxy",
-        &bins.program("kube-proxy"),
-        &proxy_args,
-        &[],
-        Duration::from_secs(60),
-    )?;
-    host::keep_firewall_first()?;
-    kubectl(bins, &node)
-        .args(["apply", "-f"])
-        .arg(layout.config_file("runtimeclasses.yaml"))
-        .output()
-        .context("running kubectl apply")
-        .and_then(super::check_output("applying the RuntimeClasses"))?;
-    kubectl(bins, &node)
-        .args([
-            "wait",
-            "--for=condition=Ready",
-            &format!("node/{NODE_NAME}"),
-        ])
-        .arg("--timeout=120s")
-        .output()
-        .context("running kubectl wait")
-        .and_then(super::check_output("waiting for node-0 to become Ready"))
-        .map_err(|e| {
-            e.context(format!(
-                "kubelet log:\n{}",
-                process::log_tail(layout, "kubelet", 30)
-            ))
-        })?;
-    eprintln!(
-        "[cluster] real node {NODE_NAME} Ready in {:.1}s (containerd, runc, gVisor, CoreDNS, kube-proxy)",
-        started.elapsed().as_secs_f64()
-    );
+/// Applies the RuntimeClasses and waits until the kubelet has registered the node as Ready.
+fn register(bins: &Binaries, node: &NodeLayout) -> anyhow::Result<()> {
+    hostcmd::stdout(
+        kubectl(bins, node)
+            .args(["apply", "-f"])
+            .arg(node.cluster.config_file("runtimeclasses.yaml")),
+    )
+    .context("applying the RuntimeClasses")?;
+    hostcmd::stdout(kubectl(bins, node).args([
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{NODE_NAME}"),
+        "--timeout=120s",
+    ]))
+    .context("waiting for node-0 to become Ready")
+    .map_err(|e| {
+        e.context(format!(
+            "kubelet log:\n{}",
+            process::log_tail(&node.cluster, "kubelet", 30)
+        ))
+    })?;
     Ok(())
 }
 
@@ -134,17 +160,17 @@ fn kubectl(bins: &Binaries, node: &NodeLayout) -> Command {
     cmd
 }
 
-fn start(
-    node: &NodeLayout,
-    name: &str,
-    program: &Path,
-    args: &[String],
-    env: &[(&str, &str)],
-    timeout: Duration,
-) -> anyhow::Result<()> {
+fn start(node: &NodeLayout, daemon: &Daemon) -> anyhow::Result<()> {
+    let name = daemon.name;
     let t = Instant::now();
-    let mut child = process::spawn(&node.cluster, name, program, args, env)?;
-    let deadline = Instant::now() + timeout;
+    let mut child = process::spawn(
+        &node.cluster,
+        name,
+        &daemon.program,
+        &daemon.args,
+        daemon.env,
+    )?;
+    let deadline = Instant::now() + daemon.healthy_within;
     loop {
         if let Some(status) = child.try_wait()? {
             bail!(
@@ -157,7 +183,7 @@ fn start(
             Ok(()) => break,
             Err(e) if Instant::now() > deadline => bail!(
                 "{name} did not become healthy within {}s ({e:#}). Last lines of {}:\n{}",
-                timeout.as_secs(),
+                daemon.healthy_within.as_secs(),
                 node.cluster.log(name).display(),
                 process::log_tail(&node.cluster, name, 25)
             ),
@@ -176,16 +202,13 @@ pub fn probe(node: &NodeLayout, name: &str) -> anyhow::Result<()> {
     let (port, path) = match name {
         "containerd" => {
             let bins = build::cached()?;
-            host::command_output(
-                &bins.node("crictl").display().to_string(),
-                &[
-                    "--runtime-endpoint",
-                    &format!("unix://{}", node.containerd_socket().display()),
-                    "--timeout",
-                    "2s",
-                    "version",
-                ],
-            )?;
+            hostcmd::stdout(Command::new(bins.node("crictl")).args([
+                "--runtime-endpoint",
+                &format!("unix://{}", node.containerd_socket().display()),
+                "--timeout",
+                "2s",
+                "version",
+            ]))?;
             return Ok(());
         }
         "coredns" => (ports::coredns_ready(), "/ready"),
@@ -216,18 +239,14 @@ pub fn down() -> anyhow::Result<()> {
     if process::running_pid(layout, "containerd").is_some()
         && let Ok(bins) = build::cached()
     {
-        let removed = Command::new(bins.node("crictl"))
-            .arg("--runtime-endpoint")
-            .arg(format!("unix://{}", node.containerd_socket().display()))
-            .args(["--timeout", "60s", "rmp", "--all", "--force"])
-            .output();
-        if let Ok(out) = removed
-            && !out.status.success()
-        {
-            eprintln!(
-                "[cluster] removing the node's pods: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+        let removed = hostcmd::stdout(
+            Command::new(bins.node("crictl"))
+                .arg("--runtime-endpoint")
+                .arg(format!("unix://{}", node.containerd_socket().display()))
+                .args(["--timeout", "60s", "rmp", "--all", "--force"]),
+        );
+        if let Err(e) = removed {
+            eprintln!("[cluster] removing the node's pods: {e:#}");
         }
     }
     for name in ["kube-proxy", "coredns", "containerd"] {

@@ -1,22 +1,14 @@
 //! Certificates, keys, the static token file and the admin kubeconfig, made with the openssl CLI.
 
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use agent_sandbox_hostcmd as hostcmd;
+use anyhow::Context;
 
 use super::layout::{ADMIN_TOKEN, Layout, ports};
 
 fn openssl(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl").args(args).output().context(
-        "running `openssl` (needed to make the cluster's certificates; install Debian's `openssl` package)",
+    hostcmd::output("openssl", args).context(
+        "making the cluster's certificates needs `openssl` (Debian's `openssl` package)",
     )?;
-    if !out.status.success() {
-        bail!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     Ok(())
 }
 
@@ -24,27 +16,63 @@ fn path(layout: &Layout, name: &str) -> String {
     layout.pki_file(name).display().to_string()
 }
 
-/// Writes a CA, the apiserver's serving certificate, the service-account signing key pair,
-/// the static token file and the admin kubeconfig.
-pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
-    let p = |name: &str| path(layout, name);
-    openssl(&[
+/// `openssl req` with a new P-256 key, unencrypted, written to `<stem>.key`, for subject `cn`;
+/// `out` and `extra` say what it makes (a self-signed certificate or a signing request).
+fn new_ec_key(
+    layout: &Layout,
+    stem: &str,
+    cn: &str,
+    out: &str,
+    extra: &[&str],
+) -> anyhow::Result<()> {
+    let (key, out, subject) = (
+        path(layout, &format!("{stem}.key")),
+        path(layout, out),
+        format!("/CN={cn}"),
+    );
+    let mut args = vec![
         "req",
-        "-x509",
         "-newkey",
         "ec",
         "-pkeyopt",
         "ec_paramgen_curve:prime256v1",
         "-nodes",
         "-keyout",
-        &p("ca.key"),
+        &key,
         "-out",
-        &p("ca.crt"),
-        "-days",
-        "3650",
+        &out,
         "-subj",
-        "/CN=agent-sandbox-local-ca",
-    ])?;
+        &subject,
+    ];
+    args.extend_from_slice(extra);
+    openssl(&args)
+}
+
+/// Writes a CA, the apiserver's serving certificate, the service-account signing key pair,
+/// the static token file and the admin kubeconfig.
+pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
+    new_ec_key(
+        layout,
+        "ca",
+        "agent-sandbox-local-ca",
+        "ca.crt",
+        &["-x509", "-days", "3650"],
+    )?;
+    write_serving_certificate(layout)?;
+    let p = |name: &str| path(layout, name);
+    openssl(&["genrsa", "-out", &p("sa.key"), "2048"])?;
+    openssl(&["rsa", "-in", &p("sa.key"), "-pubout", "-out", &p("sa.pub")])?;
+    std::fs::write(
+        layout.pki_file("tokens.csv"),
+        format!("{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n"),
+    )
+    .context("writing tokens.csv")?;
+    std::fs::write(layout.kubeconfig(), kubeconfig(layout)).context("writing kubeconfig")?;
+    Ok(())
+}
+
+/// The apiserver's key and its certificate from the CA, for every name it is reached by.
+fn write_serving_certificate(layout: &Layout) -> anyhow::Result<()> {
     std::fs::write(
         layout.pki_file("serving.ext"),
         "basicConstraints=critical,CA:FALSE\n\
@@ -54,20 +82,8 @@ pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
          DNS:kubernetes.default.svc,IP:10.96.0.1\n",
     )
     .context("writing serving.ext")?;
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &p("apiserver.key"),
-        "-out",
-        &p("apiserver.csr"),
-        "-subj",
-        "/CN=kube-apiserver",
-    ])?;
+    new_ec_key(layout, "apiserver", "kube-apiserver", "apiserver.csr", &[])?;
+    let p = |name: &str| path(layout, name);
     openssl(&[
         "x509",
         "-req",
@@ -84,16 +100,7 @@ pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
         "3650",
         "-extfile",
         &p("serving.ext"),
-    ])?;
-    openssl(&["genrsa", "-out", &p("sa.key"), "2048"])?;
-    openssl(&["rsa", "-in", &p("sa.key"), "-pubout", "-out", &p("sa.pub")])?;
-    std::fs::write(
-        layout.pki_file("tokens.csv"),
-        format!("{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n"),
-    )
-    .context("writing tokens.csv")?;
-    std::fs::write(layout.kubeconfig(), kubeconfig(layout)).context("writing kubeconfig")?;
-    Ok(())
+    ])
 }
 
 /// The admin kubeconfig: server on loopback, our CA, the static admin token.

@@ -3,11 +3,10 @@
 //! binaries. `cargo xtask test` takes one before it starts a cluster and one after `down`, and fails
 //! when they differ (docs/local-cluster.md, "Leaving the machine as it was").
 
+use agent_sandbox_hostcmd as hostcmd;
+use anyhow::{Context, bail};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
-
-use anyhow::{Context, bail};
 
 /// One snapshot: a sorted set of lines, each naming one piece of state (`sysctl net.ipv4.ip_forward=0`).
 pub struct Snapshot(BTreeSet<String>);
@@ -171,16 +170,7 @@ fn sysctls(dir: &Path, out: &mut BTreeSet<String>) {
 }
 
 fn command_lines(program: &str, args: &[&str]) -> Vec<String> {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect()
-        })
+    hostcmd::output(program, args)
+        .map(|out| out.lines().map(str::to_string).collect())
         .unwrap_or_default()
 }

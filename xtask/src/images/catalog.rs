@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 
 use super::binaries::static_binary;
@@ -173,14 +173,7 @@ fn busybox() -> anyhow::Result<Recipe> {
             "{BUSYBOX} is missing: install the Debian package `busybox-static` (apt-get install busybox-static)"
         );
     }
-    let out = Command::new(bin)
-        .arg("--list-full")
-        .output()
-        .with_context(|| format!("running {BUSYBOX} --list-full"))?;
-    if !out.status.success() {
-        bail!("{BUSYBOX} --list-full failed ({})", out.status);
-    }
-    let applets = String::from_utf8(out.stdout).context("busybox applet list is not UTF-8")?;
+    let applets = hostcmd::output(BUSYBOX, &["--list-full"])?;
     let mut entries = vec![
         static_executable(
             "bin/busybox",

@@ -250,7 +250,18 @@ pub fn write_archive<W: Write>(image: &Image, out: W) -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
     }))?;
     let manifest_digest = sha256_digest(&manifest);
-    let mut manifest_descriptor = descriptor(MEDIA_MANIFEST, &manifest_digest, &manifest);
+    let index = index(image, tag, &manifest_digest, &manifest)?;
+    let blobs: Vec<(&String, &Vec<u8>)> = layer_digests
+        .iter()
+        .zip(&layers)
+        .chain([(&config_digest, &config), (&manifest_digest, &manifest)])
+        .collect();
+    write_layout(out, &index, &blobs)
+}
+
+/// The layout's `index.json`: the one manifest, with the platform and the names importers give it.
+fn index(image: &Image, tag: &str, digest: &str, manifest: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut manifest_descriptor = descriptor(MEDIA_MANIFEST, digest, manifest);
     manifest_descriptor["platform"] = json!({
         "architecture": image.platform.architecture,
         "os": image.platform.os,
@@ -260,27 +271,29 @@ pub fn write_archive<W: Write>(image: &Image, out: W) -> anyhow::Result<()> {
         "io.containerd.image.name": image.reference,
         "org.opencontainers.image.ref.name": tag,
     });
-    let index = serde_json::to_vec(&json!({
+    Ok(serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_INDEX,
         "manifests": [manifest_descriptor],
-    }))?;
+    }))?)
+}
 
+/// Writes the OCI layout as a tar: `oci-layout`, `index.json`, then every blob by its digest.
+fn write_layout<W: Write>(
+    out: W,
+    index: &[u8],
+    blobs: &[(&String, &Vec<u8>)],
+) -> anyhow::Result<()> {
     let mut tar = tar::Builder::new(out);
     append(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    append(&mut tar, "index.json", &index)?;
+    append(&mut tar, "index.json", index)?;
     // Importers do not need the directories, but `tar x` then creates them with fixed modes.
     append(&mut tar, "blobs/", &[])?;
     append(&mut tar, "blobs/sha256/", &[])?;
     let mut written = BTreeSet::new();
-    let blobs = layers
-        .iter()
-        .zip(&layer_digests)
-        .map(|(gz, digest)| (digest, gz))
-        .chain([(&config_digest, &config), (&manifest_digest, &manifest)]);
     for (digest, bytes) in blobs {
         // The same layer listed twice is stored once.
-        if written.insert(digest.clone()) {
+        if written.insert((*digest).clone()) {
             let hex = digest.trim_start_matches("sha256:");
             append(&mut tar, &format!("blobs/sha256/{hex}"), bytes)?;
         }

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -56,7 +56,7 @@ impl DebianRootfs {
 
     /// Returns the rootfs tar, running mmdebstrap first when the cache has none for these options.
     pub fn ensure(&self) -> anyhow::Result<PathBuf> {
-        let dir = super::cache_dir();
+        let dir = crate::workspace::images_cache();
         let tar = dir.join(format!("rootfs-{}-{}.tar", self.suite, self.cache_key()));
         if tar.exists() {
             return Ok(tar);
@@ -98,17 +98,7 @@ impl DebianRootfs {
             .spawn()
             .context("starting mmdebstrap")?;
         let stderr = child.stderr.take().context("mmdebstrap stderr")?;
-        let mut tail: Vec<String> = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // mmdebstrap's "I:" lines are its phases (download, extract, install, ...): a fair progress view.
-            if let Some(info) = line.strip_prefix("I: ") {
-                eprintln!("[images]   {:>4}s {info}", started.elapsed().as_secs());
-            }
-            tail.push(line);
-            if tail.len() > 40 {
-                tail.remove(0);
-            }
-        }
+        let tail = follow(stderr, started);
         let status = child.wait().context("waiting for mmdebstrap")?;
         if !status.success() {
             let _ = std::fs::remove_file(&partial);
@@ -128,4 +118,20 @@ impl DebianRootfs {
         );
         Ok(())
     }
+}
+
+/// Shows mmdebstrap's phases as they come and returns its last 40 lines.
+fn follow(stderr: ChildStderr, started: Instant) -> Vec<String> {
+    let mut tail: Vec<String> = Vec::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        // mmdebstrap's "I:" lines are its phases (download, extract, install, ...): a fair progress view.
+        if let Some(info) = line.strip_prefix("I: ") {
+            eprintln!("[images]   {:>4}s {info}", started.elapsed().as_secs());
+        }
+        tail.push(line);
+        if tail.len() > 40 {
+            tail.remove(0);
+        }
+    }
+    tail
 }

@@ -11,11 +11,11 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
+use super::phase::{CreatePhase, create_phase, default_timeout};
 use crate::context::{Bench, claim_resource, sandbox_resource};
 use crate::controller::{ControllerSpec, RunningController};
 use crate::load::Pace;
 use crate::report::{Phase, RunReport};
-use crate::scenarios::{CreatePhase, create_phase, default_timeout};
 use crate::stats::round;
 use crate::tracker::ReadyTracker;
 
@@ -198,30 +198,16 @@ pub async fn burst(
     spec: &ControllerSpec,
     args: &BurstArgs,
 ) -> anyhow::Result<RunReport> {
-    let (controller, _) = bench.start_controller(spec, "claims-burst").await?;
-    let phase = pool_and_claims(
-        bench,
-        &controller,
-        "claims-burst",
-        args.pool,
-        |ns| {
-            claim_phase(
-                format!("burst-{}", args.rate),
-                ns,
-                args.claims,
-                Pace::Rate(args.rate),
-                &args.common,
-            )
-        },
-        &args.common,
-    )
-    .await;
-    controller.stop().await?;
-    Ok(RunReport {
-        controller: spec.label.clone(),
-        command: spec.command.clone(),
-        phases: vec![phase?],
+    one_phase(bench, spec, "claims-burst", args.pool, &args.common, |ns| {
+        claim_phase(
+            format!("burst-{}", args.rate),
+            ns,
+            args.claims,
+            Pace::Rate(args.rate),
+            &args.common,
+        )
     })
+    .await
 }
 
 /// Runs `claims-simultaneous` once.
@@ -230,16 +216,16 @@ pub async fn simultaneous(
     spec: &ControllerSpec,
     args: &SimultaneousArgs,
 ) -> anyhow::Result<RunReport> {
-    let (controller, _) = bench.start_controller(spec, "claims-simultaneous").await?;
     let common = Common {
         max_in_flight: args.common.max_in_flight.max(args.claims),
         ..args.common.clone()
     };
-    let phase = pool_and_claims(
+    one_phase(
         bench,
-        &controller,
+        spec,
         "claims-simultaneous",
         args.pool,
+        &common,
         |ns| {
             claim_phase(
                 "simultaneous".into(),
@@ -249,15 +235,23 @@ pub async fn simultaneous(
                 &common,
             )
         },
-        &common,
     )
-    .await;
+    .await
+}
+
+/// A scenario of one pool-and-claims phase under its own controller.
+async fn one_phase(
+    bench: &Bench,
+    spec: &ControllerSpec,
+    scenario: &str,
+    pool: usize,
+    common: &Common,
+    phase: impl FnOnce(&str) -> CreatePhase,
+) -> anyhow::Result<RunReport> {
+    let (controller, _) = bench.start_controller(spec, scenario).await?;
+    let phase = pool_and_claims(bench, &controller, scenario, pool, phase, common).await;
     controller.stop().await?;
-    Ok(RunReport {
-        controller: spec.label.clone(),
-        command: spec.command.clone(),
-        phases: vec![phase?],
-    })
+    Ok(RunReport::new(spec, vec![phase?]))
 }
 
 /// Runs `claims-rate` once: each rate on a fresh pool sized so it never empties, until p99 > the limit.
@@ -313,9 +307,5 @@ pub async fn rate(
         }
         eprintln!("[bench] claims-rate stopped: {e:#}");
     }
-    Ok(RunReport {
-        controller: spec.label.clone(),
-        command: spec.command.clone(),
-        phases,
-    })
+    Ok(RunReport::new(spec, phases))
 }

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use super::objects::{real_sandbox, sandbox};
+use super::phase::{CreatePhase, create_phase, default_timeout};
 use crate::context::{Bench, sandbox_resource};
 use crate::controller::ControllerSpec;
 use crate::load::Pace;
 use crate::report::RunReport;
-use crate::scenarios::{CreatePhase, create_phase, default_timeout, real_sandbox, sandbox};
 
 /// Flags of `cold`.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
@@ -70,9 +71,5 @@ pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::R
         .delete_namespace(&namespace, default_timeout(args.count))
         .await?;
     controller.stop().await?;
-    Ok(RunReport {
-        controller: spec.label.clone(),
-        command: spec.command.clone(),
-        phases: vec![phase?],
-    })
+    Ok(RunReport::new(spec, vec![phase?]))
 }

@@ -8,12 +8,12 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
+use super::claims::{POOL, create_pool};
+use super::phase::default_timeout;
 use crate::context::{Bench, sandbox_resource};
 use crate::controller::{ControllerSpec, RunningController};
-use crate::measure::Window;
+use crate::measure::{Observed, Window};
 use crate::report::{Phase, RunReport};
-use crate::scenarios::claims::{POOL, create_pool};
-use crate::scenarios::default_timeout;
 use crate::tracker::ReadyTracker;
 
 /// Flags of `refill`.
@@ -45,11 +45,7 @@ pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::R
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(RunReport {
-        controller: spec.label.clone(),
-        command: spec.command.clone(),
-        phases,
-    })
+    Ok(RunReport::new(spec, phases))
 }
 
 async fn one(
@@ -90,17 +86,14 @@ async fn one(
             .map(|t| t.saturating_duration_since(started))
             .collect();
         let last = tracker.last_ready().unwrap_or_else(Instant::now);
-        window
-            .finish(
-                &bench.client,
-                controller,
-                &format!("refill-{size}"),
-                size,
-                &latencies,
-                started,
-                last,
-            )
-            .await
+        let observed = Observed {
+            name: &format!("refill-{size}"),
+            objects: size,
+            latencies: &latencies,
+            first: started,
+            last,
+        };
+        window.finish(&bench.client, controller, observed).await
     }
     .await;
     bench

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+use super::objects::sandbox;
+use super::phase::{CreatePhase, create_phase, default_timeout};
 use crate::context::{Bench, sandbox_resource};
 use crate::controller::{ControllerSpec, RunningController};
 use crate::load::Pace;
-use crate::measure::Window;
+use crate::measure::{Observed, Window};
 use crate::report::RunReport;
-use crate::scenarios::{CreatePhase, create_phase, default_timeout, sandbox};
 use crate::stats::round;
 
 /// Flags of `scale`.
@@ -56,11 +57,7 @@ pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::R
             .insert("cleanup_s".into(), round(cleanup.as_secs_f64()));
     }
     controller.stop().await?;
-    Ok(RunReport {
-        controller: spec.label.clone(),
-        command: spec.command.clone(),
-        phases,
-    })
+    Ok(RunReport::new(spec, phases))
 }
 
 type Failed = (Option<RunningController>, anyhow::Error);
@@ -144,18 +141,14 @@ async fn restart(
             }
         }
     }
-    let end = Instant::now();
-    let mut phase = window
-        .finish(
-            &bench.client,
-            &controller,
-            "restart",
-            count,
-            &[],
-            started,
-            end,
-        )
-        .await?;
+    let observed = Observed {
+        name: "restart",
+        objects: count,
+        latencies: &[],
+        first: started,
+        last: Instant::now(),
+    };
+    let mut phase = window.finish(&bench.client, &controller, observed).await?;
     phase.throughput_per_s = 0.0;
     phase
         .extra

@@ -1,8 +1,8 @@
 //! Cold claims and the claim lifecycle.
 
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim};
-use agent_sandbox_testkit::TestEnv;
 use agent_sandbox_testkit::wait::{wait_deleted, wait_for, wait_for_object};
+use agent_sandbox_testkit::{TestEnv, kubectl};
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -21,7 +21,7 @@ fn in_seconds(seconds: i64) -> anyhow::Result<String> {
 
 /// Claims on a pool of 0 replicas start cold, with env and volumes; `kubectl get` shows them Ready
 /// and bound.
-pub async fn cold_claims(env: TestEnv, kubeconfig: std::path::PathBuf) -> anyhow::Result<()> {
+pub async fn cold_claims(env: TestEnv) -> anyhow::Result<()> {
     template_and_pool(
         &env,
         json!({"envVarsInjectionPolicy": "Allowed", "volumeClaimTemplatesPolicy": "Allowed"}),
@@ -87,13 +87,7 @@ pub async fn cold_claims(env: TestEnv, kubeconfig: std::path::PathBuf) -> anyhow
         .get("data-with-volume")
         .await
         .context("the claim's volume")?;
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["get", "sandboxclaim", "plain", "-n", &env.namespace])
-        .output()
-        .await
-        .context("running kubectl get")?;
+    let output = kubectl::output(&["get", "sandboxclaim", "plain", "-n", &env.namespace]).await?;
     let table = String::from_utf8_lossy(&output.stdout);
     ensure!(
         output.status.success(),

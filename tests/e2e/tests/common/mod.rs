@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::Sandbox;
-use agent_sandbox_testkit::TestEnv;
 use agent_sandbox_testkit::wait::{wait_deleted, wait_for_object};
+use agent_sandbox_testkit::{TestEnv, kubectl};
 use anyhow::{Context, bail, ensure};
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
@@ -33,6 +33,12 @@ pub fn sandbox_manifest(name: &str, spec: Value) -> anyhow::Result<Sandbox> {
         "metadata": {"name": name},
         "spec": full
     }))?)
+}
+
+/// `volumeClaimTemplates` of one 1 GiB ReadWriteOnce claim called `name`.
+fn one_gib_claim(name: &str) -> Value {
+    json!([{"metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}])
 }
 
 fn condition<'a>(
@@ -72,6 +78,12 @@ pub async fn create(env: &TestEnv, name: &str, spec: Value) -> anyhow::Result<Sa
         .with_context(|| format!("creating Sandbox {name}"))
 }
 
+/// Creates Sandbox `name` with `spec` and waits until it is Ready.
+pub async fn create_ready(env: &TestEnv, name: &str, spec: Value) -> anyhow::Result<Sandbox> {
+    create(env, name, spec).await?;
+    wait_ready(env, name).await
+}
+
 pub async fn wait_ready(env: &TestEnv, name: &str) -> anyhow::Result<Sandbox> {
     wait_for_object(
         &env.api::<Sandbox>(),
@@ -94,14 +106,12 @@ fn owned_by(meta: &kube::api::ObjectMeta, sandbox: &Sandbox) -> bool {
 /// and a complete status.
 pub async fn ready_with_children(env: TestEnv) -> anyhow::Result<()> {
     let name = "full";
-    create(
+    let sandbox = create_ready(
         &env,
         name,
-        json!({"service": true, "volumeClaimTemplates": [{"metadata": {"name": "data"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}),
+        json!({"service": true, "volumeClaimTemplates": one_gib_claim("data")}),
     )
     .await?;
-    let sandbox = wait_ready(&env, name).await?;
     let status = sandbox.status.clone().context("status")?;
     ensure!(
         status.service == name,
@@ -193,12 +203,17 @@ pub async fn ready_with_children(env: TestEnv) -> anyhow::Result<()> {
 /// `spec.volumeClaimTemplates` cannot change once set (the CEL rule), and the message says so.
 pub async fn volume_claim_templates_are_immutable(env: TestEnv) -> anyhow::Result<()> {
     let name = "vct";
-    create(&env, name, json!({"volumeClaimTemplates": [{"metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}))
-        .await?;
-    wait_ready(&env, name).await?;
-    let changed = env.patch_spec::<Sandbox>(name, json!({"volumeClaimTemplates": [{"metadata": {"name": "other"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}))
+    create_ready(
+        &env,
+        name,
+        json!({"volumeClaimTemplates": one_gib_claim("data")}),
+    )
+    .await?;
+    let changed = env
+        .patch_spec::<Sandbox>(
+            name,
+            json!({"volumeClaimTemplates": one_gib_claim("other")}),
+        )
         .await;
     match changed {
         Ok(_) => bail!("changing volumeClaimTemplates was accepted"),
@@ -213,10 +228,12 @@ pub async fn volume_claim_templates_are_immutable(env: TestEnv) -> anyhow::Resul
 /// Suspend deletes the Pod and keeps the PVC; resume makes a new Pod on the same PVC. Twice.
 pub async fn suspend_resume_cycles(env: TestEnv) -> anyhow::Result<()> {
     let name = "cycle";
-    create(&env, name, json!({"volumeClaimTemplates": [{"metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}))
-        .await?;
-    wait_ready(&env, name).await?;
+    create_ready(
+        &env,
+        name,
+        json!({"volumeClaimTemplates": one_gib_claim("data")}),
+    )
+    .await?;
     let sandboxes: Api<Sandbox> = env.api();
     let pods: Api<Pod> = env.api();
     let mut seen_pods = BTreeSet::new();
@@ -278,8 +295,7 @@ pub async fn suspend_resume_cycles(env: TestEnv) -> anyhow::Result<()> {
 /// A Pod deleted behind the controller's back is re-created.
 pub async fn deleted_pod_is_recreated(env: TestEnv) -> anyhow::Result<()> {
     let name = "phoenix";
-    create(&env, name, json!({})).await?;
-    wait_ready(&env, name).await?;
+    create_ready(&env, name, json!({})).await?;
     let pods: Api<Pod> = env.api();
     let first = pods.get(name).await?;
     pods.delete(name, &DeleteParams::default()).await?;
@@ -419,27 +435,18 @@ pub async fn twenty_in_parallel(env: TestEnv) -> anyhow::Result<()> {
 }
 
 /// `kubectl wait --for=condition=Ready sandbox/<name>` works against our status.
-pub async fn kubectl_wait_works(
-    env: TestEnv,
-    kubectl: std::path::PathBuf,
-    kubeconfig: std::path::PathBuf,
-) -> anyhow::Result<()> {
+pub async fn kubectl_wait_works(env: TestEnv) -> anyhow::Result<()> {
     let name = "waited";
     create(&env, name, json!({})).await?;
-    let output = tokio::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args([
-            "wait",
-            "--for=condition=Ready",
-            &format!("sandbox/{name}"),
-            "-n",
-            &env.namespace,
-            "--timeout=60s",
-        ])
-        .output()
-        .await
-        .context("running kubectl wait")?;
+    let output = kubectl::output(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("sandbox/{name}"),
+        "-n",
+        &env.namespace,
+        "--timeout=60s",
+    ])
+    .await?;
     ensure!(
         output.status.success(),
         "kubectl wait failed: {}",
@@ -555,8 +562,7 @@ pub async fn finished_pods_are_reported(env: TestEnv) -> anyhow::Result<()> {
         ("done", "Succeeded", "PodSucceeded"),
         ("crashed", "Failed", "PodFailed"),
     ] {
-        create(&env, name, json!({})).await?;
-        wait_ready(&env, name).await?;
+        create_ready(&env, name, json!({})).await?;
         let pods: Api<Pod> = env.api();
         let pod = pods.get(name).await?;
         let finish =
@@ -591,10 +597,7 @@ pub async fn finished_pods_are_reported(env: TestEnv) -> anyhow::Result<()> {
 type Scenario<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// Runs every scenario at once, each in its own namespace (`<prefix>-…`); the results in order.
-pub async fn run_all(
-    prefix: &str,
-    admin_kubeconfig: std::path::PathBuf,
-) -> Vec<anyhow::Result<()>> {
+pub async fn run_all(prefix: &str) -> Vec<anyhow::Result<()>> {
     let ns = |name: &str| format!("{prefix}-{name}");
     let scenarios: Vec<Scenario> = vec![
         Box::pin(async move { TestEnv::run(&ns("children"), ready_with_children).await }),
@@ -609,12 +612,7 @@ pub async fn run_all(
         Box::pin(async move { TestEnv::run(&ns("retain"), expiry_retain_is_never_early).await }),
         Box::pin(async move { TestEnv::run(&ns("delete"), expiry_delete_is_never_early).await }),
         Box::pin(async move { TestEnv::run(&ns("twenty"), twenty_in_parallel).await }),
-        Box::pin(async move {
-            TestEnv::run(&ns("kubectl"), |env| {
-                kubectl_wait_works(env, "kubectl".into(), admin_kubeconfig)
-            })
-            .await
-        }),
+        Box::pin(async move { TestEnv::run(&ns("kubectl"), kubectl_wait_works).await }),
         Box::pin(async move { TestEnv::run(&ns("invalid"), invalid_spec_is_reported).await }),
         Box::pin(
             async move { TestEnv::run(&ns("nostorage"), missing_storage_class_is_reported).await },

@@ -6,7 +6,6 @@ mod rollout;
 mod sizing;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -30,11 +29,7 @@ type Scenario<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// Runs the scenarios concurrently, each in its own namespace prefixed `prefix`: every one, or with
 /// `subset` one per kind of call the controllers make (for the RBAC suite).
-pub async fn run_all(
-    prefix: &str,
-    subset: bool,
-    admin_kubeconfig: PathBuf,
-) -> Vec<anyhow::Result<()>> {
+pub async fn run_all(prefix: &str, subset: bool) -> Vec<anyhow::Result<()>> {
     let ns = |name: &str| format!("{prefix}-{name}");
     let mut scenarios: Vec<Scenario<'_>> = vec![
         Box::pin(
@@ -51,12 +46,8 @@ pub async fn run_all(
     ];
     if !subset {
         scenarios.extend([
-            Box::pin(async move {
-                TestEnv::run(&ns("kubectl"), |env| {
-                    sizing::kubectl_scale(env, admin_kubeconfig)
-                })
-                .await
-            }) as Scenario<'_>,
+            Box::pin(async move { TestEnv::run(&ns("kubectl"), sizing::kubectl_scale).await })
+                as Scenario<'_>,
             Box::pin(async move { TestEnv::run(&ns("replace"), sizing::replaces_deleted).await }),
             Box::pin(async move { TestEnv::run(&ns("default"), rollout::default_strategy).await }),
             Box::pin(async move { TestEnv::run(&ns("replenish"), rollout::on_replenish).await }),

@@ -1,13 +1,11 @@
 //! A pool fills, reports its status, scales through the scale subresource and `kubectl scale`, and
 //! replaces a deleted member.
 
-use std::path::PathBuf;
-
 use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxTemplate, SandboxWarmPool};
-use agent_sandbox_testkit::TestEnv;
 use agent_sandbox_testkit::wait::wait_for_object;
+use agent_sandbox_testkit::{TestEnv, kubectl};
 use anyhow::{Context, ensure};
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -131,19 +129,19 @@ pub async fn scale_subresource(env: TestEnv) -> anyhow::Result<()> {
 }
 
 /// `kubectl scale sandboxwarmpool/<name> --replicas=N` works.
-pub async fn kubectl_scale(env: TestEnv, kubeconfig: PathBuf) -> anyhow::Result<()> {
+pub async fn kubectl_scale(env: TestEnv) -> anyhow::Result<()> {
     create_template(&env, "python", json!({})).await?;
     create_pool(&env, "warm", "python", 1, json!({})).await?;
     wait_full(&env, "warm", 1).await?;
     for replicas in ["3", "0"] {
-        let output = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["-n", &env.namespace, "scale", "sandboxwarmpool/warm"])
-            .arg(format!("--replicas={replicas}"))
-            .output()
-            .await
-            .context("running kubectl (is it on PATH?)")?;
+        let output = kubectl::output(&[
+            "-n",
+            &env.namespace,
+            "scale",
+            "sandboxwarmpool/warm",
+            &format!("--replicas={replicas}"),
+        ])
+        .await?;
         ensure!(
             output.status.success(),
             "kubectl scale failed: {}",

@@ -9,8 +9,9 @@
 
 use std::process::Command;
 
+use agent_sandbox_hostcmd::output as run;
 use agent_sandbox_testkit::TestEnv;
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use kube::ResourceExt;
 use serde_json::json;
 
@@ -83,21 +84,6 @@ impl Drop for Outside {
         let _ = run("ip", &["link", "del", &self.veth]);
         let _ = run("ip", &["netns", "del", &self.netns]);
     }
-}
-
-fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Packets the firewall's first rule (pod network → not the bridge) has dropped so far.

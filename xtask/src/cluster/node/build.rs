@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 
 use crate::cluster::gobuild::{self, GoBuild};
@@ -111,20 +112,14 @@ fn build_gvisor(bin: &Path) -> anyhow::Result<()> {
     let go = gobuild::find_go()?;
     let module = format!("gvisor.dev/gvisor@{GVISOR_VERSION}");
     eprintln!("[cluster] downloading {module}");
-    let out = std::process::Command::new(&go)
-        .args(["mod", "download", "-json", &module])
-        .env("GOTOOLCHAIN", "local")
-        .current_dir(node_module_dir())
-        .output()
-        .context("running go mod download")?;
-    if !out.status.success() {
-        bail!(
-            "go mod download {module} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let answer = hostcmd::stdout(
+        std::process::Command::new(&go)
+            .args(["mod", "download", "-json", &module])
+            .env("GOTOOLCHAIN", "local")
+            .current_dir(node_module_dir()),
+    )?;
     let info: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("reading go mod download's answer")?;
+        serde_json::from_str(&answer).context("reading go mod download's answer")?;
     let source = info["Dir"]
         .as_str()
         .context("go mod download named no directory")?;
