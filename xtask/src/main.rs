@@ -37,8 +37,8 @@ enum Command {
     Test(test::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Command::Bench(args) => bench::run(&args),
         Command::Cluster(args) => cluster::run(&args),
         Command::Crdgen(args) => crdgen::run(&args),
@@ -46,5 +46,13 @@ fn main() -> anyhow::Result<()> {
         Command::Images(args) => images::run(&args),
         Command::Imports(args) => imports::run(&args),
         Command::Test(args) => test::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with its causes, whatever RUST_BACKTRACE says.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
