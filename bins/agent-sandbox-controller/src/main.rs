@@ -23,18 +23,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn client(flags: &Flags) -> anyhow::Result<kube::Client> {
-    let config = match &flags.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer().await.context(
-            "no cluster configuration: pass --kubeconfig, set KUBECONFIG, or run in a cluster",
-        )?,
-    };
+    let config = agent_sandbox_kube::cluster_config(flags.kubeconfig.as_deref()).await?;
     // kube-rs has no client-side rate limiter; QPS/burst are accepted for compatibility and
     // server-side API Priority and Fairness does the limiting.
     if flags.kube_api_qps > 0.0 {

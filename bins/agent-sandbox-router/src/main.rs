@@ -3,7 +3,8 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use agent_sandbox_router::server::{Flags, LogFormat, run, termination};
+use agent_sandbox_kube::shutdown_signal;
+use agent_sandbox_router::server::{Flags, LogFormat, run};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -18,7 +19,7 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
-    match run(flags, termination()).await {
+    match run(flags, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // One readable line with its causes.

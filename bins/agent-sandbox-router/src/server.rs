@@ -104,18 +104,7 @@ impl Flags {
 
 /// Connects to the cluster, starts the watches and serves until `shutdown` completes.
 pub async fn run(flags: Flags, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let config = match &flags.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer().await.context(
-            "no cluster configuration: pass --kubeconfig, set KUBECONFIG, or run in a cluster",
-        )?,
-    };
+    let config = agent_sandbox_kube::cluster_config(flags.kubeconfig.as_deref()).await?;
     let api_server = api_server_addresses(&config.cluster_url).await;
     let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
     let settings = flags.settings(Guard::new(api_server.iter().copied()))?;
@@ -228,21 +217,4 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace period; exiting anyway");
     }
     Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-pub async fn termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -14,6 +14,7 @@ pub mod process;
 pub mod runtime;
 
 pub use controllers::extensions::ExtensionSettings;
+pub use process::config::{ConfigError, cluster_config};
 pub use process::error::Error;
 pub use process::run::run;
 pub use process::settings::{LeaderElection, Settings};

@@ -106,14 +106,14 @@ impl Scenario {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            // One line with its causes, whatever RUST_BACKTRACE says.
+    // One line with its causes, whatever RUST_BACKTRACE says.
+    run().await.map_or_else(
+        |error| {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
-        }
-    }
+        },
+        |()| std::process::ExitCode::SUCCESS,
+    )
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use anyhow::{Context, bail};
-use tokio::process::{Child, Command};
+use anyhow::Context;
+use tokio::process::Command;
 
+use crate::process::{self, Process};
 use crate::workspace::workspace_root;
 
 /// Environment variable naming the controller binary (`cargo xtask test` builds it and sets this).
@@ -13,23 +14,12 @@ pub const BINARY_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
 
 /// The controller binary to run: `$AGENT_SANDBOX_CONTROLLER_BIN`, else target/debug/agent-sandbox-controller.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os(BINARY_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/agent-sandbox-controller"));
-    if !path.exists() {
-        bail!(
-            "the controller binary {} does not exist: build it with `cargo build -p agent-sandbox-controller` \
-             (`cargo xtask test` does) or point {BINARY_ENV} at one",
-            path.display()
-        );
-    }
-    Ok(path)
+    process::binary(BINARY_ENV, "agent-sandbox-controller")
 }
 
 /// A running controller; killed when dropped. Its output goes to `target/e2e-logs/<name>.log`.
 pub struct Controller {
-    child: Child,
-    log: PathBuf,
+    process: Process,
 }
 
 impl Controller {
@@ -50,9 +40,7 @@ impl Controller {
         } else {
             Some("--enable-webhook=false")
         };
-        let dir = workspace_root().join("target/e2e-logs");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let log = dir.join(format!("{name}.log"));
+        let log = process::log_path(name)?;
         let file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let stderr = file
@@ -75,64 +63,24 @@ impl Controller {
             .kill_on_drop(true)
             .spawn()
             .context("starting the controller")?;
-        Ok(Self { child, log })
+        Ok(Self {
+            process: Process::new("controller", child, log),
+        })
     }
+}
 
-    /// Fails if the process has exited (with the tail of its log).
-    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self
-            .child
-            .try_wait()
-            .context("checking the controller process")?
-        {
-            bail!(
-                "the controller exited with {status}; last log lines:\n{}",
-                self.tail(40)
-            );
-        }
-        Ok(())
+/// Checked on and stopped as a [`Process`] (`ensure_running`, `stop`, `tail`).
+impl std::ops::Deref for Controller {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
     }
+}
 
-    /// Stops the controller gracefully (SIGTERM, as the kubelet would) and waits for it to exit, so it
-    /// releases its lease; kills it if it has not exited after ten seconds.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(pid) = self.child.id() else {
-            return Ok(());
-        };
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .context("running kill")?;
-        if !status.success() {
-            bail!("kill -TERM {pid} failed");
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait()).await {
-            Ok(exited) => {
-                let exited = exited.context("waiting for the controller")?;
-                if !exited.success() {
-                    bail!(
-                        "the controller exited with {exited} on SIGTERM; last log lines:\n{}",
-                        self.tail(20)
-                    );
-                }
-                Ok(())
-            }
-            Err(_) => {
-                self.child.kill().await.context("killing the controller")?;
-                bail!(
-                    "the controller did not exit within 10s of SIGTERM; last log lines:\n{}",
-                    self.tail(20)
-                )
-            }
-        }
-    }
-
-    /// The last `lines` lines of the controller's log.
-    pub fn tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+impl std::ops::DerefMut for Controller {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 

@@ -1,6 +1,7 @@
 //! `agent-sandbox-testkit`: what every end-to-end suite of agent-sandbox-rs shares.
 //!
 //! * [`controller`]: the real controller binary as a process; [`router`]: the router binary as one;
+//!   [`process`]: what both share (binary lookup, log, stop);
 //! * [`cluster`]: find (or start, via `cargo xtask cluster up`) the local control plane once per run;
 //! * [`TestEnv`]: a unique namespace per test, deleted afterwards, with component logs dumped on failure;
 //! * [`crds`]: install our CRDs from deploy/crds;
@@ -15,6 +16,7 @@ pub mod fixtures;
 pub mod kubectl;
 pub mod logs;
 pub mod manifests;
+pub mod process;
 pub mod router;
 pub mod wait;
 mod workspace;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::workspace_root;
+use crate::process::{self, Process};
 
 /// Environment variable naming the router binary (`cargo xtask test` builds it and sets this).
 pub const BINARY_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
@@ -19,34 +19,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The router binary to run: `$AGENT_SANDBOX_ROUTER_BIN`, else target/debug/agent-sandbox-router.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os(BINARY_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/agent-sandbox-router"));
-    if !path.exists() {
-        bail!(
-            "the router binary {} does not exist: build it with `cargo build -p agent-sandbox-router` \
-             (`cargo xtask test` does) or point {BINARY_ENV} at one",
-            path.display()
-        );
-    }
-    Ok(path)
+    process::binary(BINARY_ENV, "agent-sandbox-router")
 }
 
 /// A running router; killed when dropped. Its log (JSON lines) goes to
 /// `target/e2e-logs/<name>.log`.
 pub struct Router {
-    child: Child,
+    process: Process,
     addr: std::net::SocketAddr,
-    log: PathBuf,
 }
 
 impl Router {
     /// Starts the router against `kubeconfig` on 127.0.0.1 (a port the kernel picks), and returns
     /// once it serves and reports ready (its watches listed everything).
     pub async fn start(name: &str, kubeconfig: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
-        let dir = workspace_root().join("target/e2e-logs");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let log = dir.join(format!("{name}.log"));
+        let log = process::log_path(name)?;
         let mut file = tokio::fs::File::create(&log)
             .await
             .with_context(|| format!("creating {}", log.display()))?;
@@ -79,12 +66,15 @@ impl Router {
             }
         });
         let mut router = match tokio::time::timeout(START_TIMEOUT, addr_rx).await {
-            Ok(Ok(addr)) => Self { child, addr, log },
+            Ok(Ok(addr)) => Self {
+                process: Process::new("router", child, log),
+                addr,
+            },
             _ => {
                 let _ = child.kill().await;
                 bail!(
                     "the router did not report its address within {START_TIMEOUT:?}; log:\n{}",
-                    tail_of(&log, 40)
+                    process::tail_of(&log, 40)
                 );
             }
         };
@@ -101,9 +91,7 @@ impl Router {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("the router exited with {status}; log:\n{}", self.tail(40));
-            }
+            self.process.ensure_running()?;
             if readyz(self.addr).await {
                 return Ok(());
             }
@@ -116,62 +104,21 @@ impl Router {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
 
-    /// Fails if the process has exited (with the tail of its log).
-    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self
-            .child
-            .try_wait()
-            .context("checking the router process")?
-        {
-            bail!(
-                "the router exited with {status}; last log lines:\n{}",
-                self.tail(40)
-            );
-        }
-        Ok(())
-    }
+/// Checked on and stopped as a [`Process`] (`ensure_running`, `stop`, `tail`).
+impl std::ops::Deref for Router {
+    type Target = Process;
 
-    /// Stops the router with SIGTERM (as the kubelet would) and waits for it to exit; kills it if
-    /// it has not exited after ten seconds.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(pid) = self.child.id() else {
-            return Ok(());
-        };
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .context("running kill")?;
-        if !status.success() {
-            bail!("kill -TERM {pid} failed");
-        }
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(exited) if exited.as_ref().is_ok_and(|s| s.success()) => Ok(()),
-            Ok(exited) => bail!(
-                "the router exited with {exited:?} on SIGTERM; last log lines:\n{}",
-                self.tail(20)
-            ),
-            Err(_) => {
-                self.child.kill().await.context("killing the router")?;
-                bail!(
-                    "the router did not exit within 10s of SIGTERM; last log lines:\n{}",
-                    self.tail(20)
-                )
-            }
-        }
-    }
-
-    /// The last `lines` lines of the router's log.
-    pub fn tail(&self, lines: usize) -> String {
-        tail_of(&self.log, lines)
+    fn deref(&self) -> &Process {
+        &self.process
     }
 }
 
-fn tail_of(log: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+impl std::ops::DerefMut for Router {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
 }
 
 /// The `address` of the router's `serving` log line (JSON).

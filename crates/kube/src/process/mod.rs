@@ -1,6 +1,7 @@
 //! The controller process: its settings, the probe and metrics servers, leadership, the controllers,
 //! and stopping — each written once.
 
+pub mod config;
 pub mod controllers;
 pub mod error;
 pub mod leader;
