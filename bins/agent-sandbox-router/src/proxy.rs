@@ -186,87 +186,16 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<(Response<Body>, bool), Failure> {
-        if let Some(auth) = &self.auth {
-            auth.authenticate(req.headers())
-                .await
-                .map_err(|e| Failure::new(e.status(), e))?;
-        }
-        let route =
-            headers::parse(req.headers()).map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e))?;
+        let (route, target) = self.route(&req).await?;
         let sandbox = format!("{}/{}", route.namespace, route.name);
-        let ip = self
-            .catalog
-            .resolve(&route, &self.settings.guard)
-            .map_err(|e| Failure::new(e.status(), &e).about(sandbox.clone()))?;
-        let target = SocketAddr::new(ip, route.port);
-        let uri: Uri = format!(
-            "http://{target}{}",
-            req.uri().path_and_query().map_or("/", |pq| pq.as_str())
-        )
-        .parse()
-        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("invalid path: {e}")))?;
-
         let upgrade = upgrade_protocol(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let http2 = req.version() == Version::HTTP_2;
-        let forwarded_host = req.headers().get(header::HOST).cloned().or_else(|| {
-            req.uri()
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        let (mut parts, body) = req.into_parts();
-        parts.uri = uri;
-        parts.version = if http2 {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        };
-        prepare_headers(
-            &mut parts.headers,
-            upgrade.as_ref(),
-            peer.ip(),
-            forwarded_host,
-        );
-        let outbound = Request::from_parts(parts, body);
-
-        let timeout = route.timeout.map_or(self.settings.proxy_timeout, |t| {
-            t.min(self.settings.proxy_timeout)
-        });
-        let client = if http2 { &self.http2 } else { &self.http1 };
-        let mut response = match tokio::time::timeout(timeout, client.request(outbound)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) if error.is_connect() => {
-                self.metrics.upstream_error("dial");
-                return Err(Failure::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "Could not connect to the backend sandbox: {} ({})",
-                        route.name,
-                        chain(&error)
-                    ),
-                )
-                .about(sandbox));
-            }
-            Ok(Err(error)) => {
-                self.metrics.upstream_error("protocol");
-                return Err(Failure::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the sandbox's connection failed: {}", chain(&error)),
-                )
-                .about(sandbox));
-            }
-            Err(_) => {
-                self.metrics.upstream_error("timeout");
-                return Err(Failure::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "the sandbox did not answer within {:.1}s",
-                        timeout.as_secs_f64()
-                    ),
-                )
-                .about(sandbox));
-            }
-        };
+        let outbound = outbound(req, target, upgrade.as_ref(), peer)?;
+        let mut response = self
+            .send(outbound, http2, &route)
+            .await
+            .map_err(|failure| failure.about(sandbox.clone()))?;
         if let Some(client_upgrade) = client_upgrade
             && response.status() == StatusCode::SWITCHING_PROTOCOLS
         {
@@ -283,6 +212,102 @@ impl Proxy {
         strip_hop_by_hop(response.headers_mut());
         Ok((response.map(BodyExt::boxed), false))
     }
+
+    /// Authenticates the caller (when configured), reads the routing headers and resolves the
+    /// Sandbox's pod address through the SSRF guard.
+    async fn route(
+        &self,
+        req: &Request<Incoming>,
+    ) -> Result<(headers::Route, SocketAddr), Failure> {
+        if let Some(auth) = &self.auth {
+            auth.authenticate(req.headers())
+                .await
+                .map_err(|e| Failure::new(e.status(), e))?;
+        }
+        let route =
+            headers::parse(req.headers()).map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e))?;
+        let ip = self
+            .catalog
+            .resolve(&route, &self.settings.guard)
+            .map_err(|e| {
+                Failure::new(e.status(), &e).about(format!("{}/{}", route.namespace, route.name))
+            })?;
+        let target = SocketAddr::new(ip, route.port);
+        Ok((route, target))
+    }
+
+    /// Sends `outbound` within the route's timeout; a failure says whether the dial, the
+    /// connection or the clock gave out.
+    async fn send(
+        &self,
+        outbound: Request<Incoming>,
+        http2: bool,
+        route: &headers::Route,
+    ) -> Result<Response<Incoming>, Failure> {
+        let timeout = route.timeout.map_or(self.settings.proxy_timeout, |t| {
+            t.min(self.settings.proxy_timeout)
+        });
+        let client = if http2 { &self.http2 } else { &self.http1 };
+        match tokio::time::timeout(timeout, client.request(outbound)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) if error.is_connect() => {
+                self.metrics.upstream_error("dial");
+                Err(Failure::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "Could not connect to the backend sandbox: {} ({})",
+                        route.name,
+                        chain(&error)
+                    ),
+                ))
+            }
+            Ok(Err(error)) => {
+                self.metrics.upstream_error("protocol");
+                Err(Failure::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the sandbox's connection failed: {}", chain(&error)),
+                ))
+            }
+            Err(_) => {
+                self.metrics.upstream_error("timeout");
+                Err(Failure::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "the sandbox did not answer within {:.1}s",
+                        timeout.as_secs_f64()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The request as the sandbox gets it: addressed to `target`, HTTP/1.1 unless it came as HTTP/2,
+/// with hop-by-hop headers and `Authorization` dropped and `X-Forwarded-*` set.
+fn outbound(
+    req: Request<Incoming>,
+    target: SocketAddr,
+    upgrade: Option<&HeaderValue>,
+    peer: SocketAddr,
+) -> Result<Request<Incoming>, Failure> {
+    let uri: Uri = format!(
+        "http://{target}{}",
+        req.uri().path_and_query().map_or("/", |pq| pq.as_str())
+    )
+    .parse()
+    .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("invalid path: {e}")))?;
+    let forwarded_host = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri;
+    if parts.version != Version::HTTP_2 {
+        parts.version = Version::HTTP_11;
+    }
+    prepare_headers(&mut parts.headers, upgrade, peer.ip(), forwarded_host);
+    Ok(Request::from_parts(parts, body))
 }
 
 /// Copies bytes both ways between the client's and the sandbox's upgraded connections until
