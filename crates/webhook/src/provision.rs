@@ -67,6 +67,49 @@ fn secret_data(bundle: &CertBundle) -> BTreeMap<String, ByteString> {
     ])
 }
 
+/// What the stored Secret is good for.
+enum Stored {
+    /// Its certificates are valid for the names: serve them.
+    Usable(CertBundle),
+    /// Write new ones: replace this resourceVersion, or create the Secret (`None`).
+    Replace(Option<String>),
+}
+
+/// Judges the stored Secret (if any) against `names`.
+fn judge(existing: Option<&Secret>, names: &ServingNames) -> Stored {
+    let Some(secret) = existing else {
+        return Stored::Replace(None);
+    };
+    let checked = bundle_of(secret).and_then(|bundle| {
+        certs::validate(&bundle, names, SystemTime::now())
+            .map(|()| bundle)
+            .map_err(|error| error.to_string())
+    });
+    match checked {
+        Ok(bundle) => Stored::Usable(bundle),
+        Err(problem) => {
+            tracing::warn!(secret = SECRET_NAME, %problem, "the stored webhook certificates cannot be used; replacing them");
+            Stored::Replace(secret.metadata.resource_version.clone())
+        }
+    }
+}
+
+/// The Secret holding `bundle`, at `resource_version` when it replaces one.
+fn new_secret(namespace: &str, bundle: &CertBundle, resource_version: Option<String>) -> Secret {
+    let mut secret = Secret {
+        data: Some(secret_data(bundle)),
+        ..Secret::default()
+    };
+    secret.metadata.name = Some(SECRET_NAME.to_owned());
+    secret.metadata.namespace = Some(namespace.to_owned());
+    secret.metadata.labels = Some(BTreeMap::from([(
+        "app.kubernetes.io/name".to_owned(),
+        "agent-sandbox-controller".to_owned(),
+    )]));
+    secret.metadata.resource_version = resource_version;
+    secret
+}
+
 /// The certificates to serve: the Secret's when they are valid for `names`, otherwise new ones,
 /// stored in the Secret. A replica that loses a race for the Secret uses the winner's.
 pub async fn ensure_secret(
@@ -86,49 +129,32 @@ pub async fn ensure_secret(
             .get_opt(SECRET_NAME)
             .await
             .map_err(api_error("reading"))?;
-        let resource_version = match &existing {
-            Some(secret) => {
-                let checked = bundle_of(secret).and_then(|bundle| {
-                    certs::validate(&bundle, names, SystemTime::now())
-                        .map(|()| bundle)
-                        .map_err(|error| error.to_string())
-                });
-                match checked {
-                    Ok(bundle) => {
-                        tracing::info!(
-                            secret = SECRET_NAME,
-                            "using the stored webhook certificates"
-                        );
-                        return Ok(bundle);
-                    }
-                    Err(problem) => {
-                        tracing::warn!(secret = SECRET_NAME, %problem, "the stored webhook certificates cannot be used; replacing them");
-                        secret.metadata.resource_version.clone()
-                    }
-                }
+        let resource_version = match judge(existing.as_ref(), names) {
+            Stored::Usable(bundle) => {
+                tracing::info!(
+                    secret = SECRET_NAME,
+                    "using the stored webhook certificates"
+                );
+                return Ok(bundle);
             }
-            None => None,
+            Stored::Replace(version) => version,
         };
         let bundle = certs::generate(names, SystemTime::now())?;
-        let mut secret = Secret {
-            data: Some(secret_data(&bundle)),
-            ..Secret::default()
-        };
-        secret.metadata.name = Some(SECRET_NAME.to_owned());
-        secret.metadata.namespace = Some(namespace.to_owned());
-        secret.metadata.labels = Some(BTreeMap::from([(
-            "app.kubernetes.io/name".to_owned(),
-            "agent-sandbox-controller".to_owned(),
-        )]));
+        // Replace only the version that was judged unusable; a conflict means someone else
+        // replaced it first: look again.
         let written = match resource_version {
-            // Replace only the version that was judged unusable; a conflict means someone else
-            // replaced it first: look again.
             Some(version) => {
-                secret.metadata.resource_version = Some(version);
+                let secret = new_secret(namespace, &bundle, Some(version));
                 api.replace(SECRET_NAME, &PostParams::default(), &secret)
                     .await
             }
-            None => api.create(&PostParams::default(), &secret).await,
+            None => {
+                api.create(
+                    &PostParams::default(),
+                    &new_secret(namespace, &bundle, None),
+                )
+                .await
+            }
         };
         match written {
             Ok(_) => {
