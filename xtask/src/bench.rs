@@ -56,9 +56,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn profile_dir(profile: &str) -> PathBuf {
-    root()
-        .join("target")
-        .join(if profile == "dev" { "debug" } else { profile })
+    crate::workspace::target_dir().join(if profile == "dev" { "debug" } else { profile })
 }
 
 /// Builds the controller and the bench binary with `profile`.

@@ -92,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     fs::create_dir_all(demo_dir()).context("creating target/demo")?;
     let log_path = demo_dir().join("controller.log");
     let log = fs::File::create(&log_path).context("creating target/demo/controller.log")?;
-    let child = Command::new(root().join("target/debug/agent-sandbox-controller"))
+    let child = Command::new(crate::workspace::target_dir().join("debug/agent-sandbox-controller"))
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args([

@@ -6,6 +6,7 @@ mod cluster;
 mod crdgen;
 mod demo;
 mod images;
+mod sdk;
 mod test;
 mod workspace;
 
@@ -30,6 +31,8 @@ enum Command {
     Demo(demo::Args),
     /// Build the project's container images as OCI archives (no registry, no engine); optionally import them.
     Images(images::Args),
+    /// Make (once) the venv with upstream's pinned Python SDK (tests/sdk/requirements.txt); print its python.
+    SdkPython,
     /// Run every test: unit, property and end-to-end.
     Test(test::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Crdgen(args) => crdgen::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Images(args) => images::run(&args),
+        Command::SdkPython => sdk::run(),
         Command::Test(args) => test::run(&args),
     }
 }

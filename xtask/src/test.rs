@@ -39,8 +39,8 @@ pub struct Args {
     no_real_node: bool,
 }
 
-/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs).
-const REAL_NODE_SUITES: [&str; 2] = ["real_node", "router"];
+/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs, sdk.rs).
+const REAL_NODE_SUITES: [&str; 3] = ["real_node", "router", "sdk"];
 
 /// Runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -64,10 +64,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The suites start the real controller binary and call our kubectl; the bench smoke runs need both.
     crate::bench::build("dev")?;
     run_cmd(cargo().args(["build", "--package", ROUTER_PACKAGE]))?;
-    let controller = workspace::root()
-        .join("target/debug")
+    let controller = workspace::target_dir()
+        .join("debug")
         .join(CONTROLLER_PACKAGE);
-    let router = workspace::root().join("target/debug").join(ROUTER_PACKAGE);
+    let router = workspace::target_dir().join("debug").join(ROUTER_PACKAGE);
+    // The SDK suite's venv (upstream's pinned Python SDK), made before the cluster starts.
+    let sdk_python = if args.no_real_node {
+        None
+    } else {
+        Some(crate::sdk::ensure_python()?)
+    };
     // A cluster this command starts must leave the machine as it found it: compare before and after.
     let before = cluster::residue::Snapshot::take();
     let outcome = cluster::up(args.nodes, !args.no_real_node)?;
@@ -85,6 +91,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     } else {
         e2e.arg("--all-targets");
+    }
+    if let Some(python) = &sdk_python {
+        e2e.env(crate::sdk::PYTHON_ENV, python);
     }
     let result = run_cmd(
         e2e.env("KUBECONFIG", cluster::kubeconfig_path())

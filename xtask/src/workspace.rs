@@ -21,6 +21,13 @@ pub(crate) fn cache_root() -> PathBuf {
     home.join(".cache").join("agent-sandbox")
 }
 
+/// Where cargo puts what it builds: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 /// The cargo binary that runs this xtask, so nested builds use the same toolchain.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

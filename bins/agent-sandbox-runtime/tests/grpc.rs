@@ -128,7 +128,10 @@ async fn a_deadline_ends_execute_and_its_process_group() {
     let mut gone = false;
     for _ in 0..500 {
         let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        let run_state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+        let run_state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
         if matches!(run_state, None | Some("Z" | "X")) && state.processes.live() == 0 {
             gone = true;
             break;
