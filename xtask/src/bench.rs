@@ -14,6 +14,9 @@ use crate::workspace::{cargo, root, run as run_cmd};
 const BENCH_PACKAGE: &str = "agent-sandbox-bench";
 const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
 const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
+/// The router `exec` runs as a host process, and where the bench looks for it (testkit's router).
+const ROUTER_PACKAGE: &str = "agent-sandbox-router";
+const ROUTER_BIN_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -28,7 +31,7 @@ pub struct Args {
     #[arg(long)]
     keep_cluster: bool,
     /// The scenario and its flags, for agent-sandbox-bench: `cold --count 100`, `scale --count 10000`,
-    /// `claims-burst`, `claims-rate`, `claims-simultaneous`, `refill`; `--help` lists every flag.
+    /// `claims-burst`, `claims-rate`, `claims-simultaneous`, `refill`, `exec`; `--help` lists every flag.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     bench_args: Vec<String>,
 }
@@ -41,11 +44,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let outcome = if help {
         UpOutcome::Reused
     } else {
-        // `cold --runtime-class …` runs real pods: only then does the cluster need its real node.
-        let real_node = args
-            .bench_args
-            .iter()
-            .any(|a| a.starts_with("--runtime-class"));
+        // `cold --runtime-class …` and `exec` run real pods: only then does the cluster need its
+        // real node.
+        let real_node = args.bench_args.first().is_some_and(|s| s == "exec")
+            || args
+                .bench_args
+                .iter()
+                .any(|a| a.starts_with("--runtime-class"));
         cluster::up(args.nodes, real_node)?
     };
     let result = run_bench(profile, &args.bench_args, &root().join("target/bench"));
@@ -59,7 +64,7 @@ fn profile_dir(profile: &str) -> PathBuf {
     crate::workspace::target_dir().join(if profile == "dev" { "debug" } else { profile })
 }
 
-/// Builds the controller and the bench binary with `profile`.
+/// Builds the controller, the router and the bench binary with `profile`.
 pub fn build(profile: &str) -> anyhow::Result<()> {
     run_cmd(cargo().args([
         "build",
@@ -67,6 +72,8 @@ pub fn build(profile: &str) -> anyhow::Result<()> {
         profile,
         "--package",
         CONTROLLER_PACKAGE,
+        "--package",
+        ROUTER_PACKAGE,
         "--package",
         BENCH_PACKAGE,
     ]))
@@ -83,7 +90,8 @@ fn run_bench(profile: &str, bench_args: &[String], out_dir: &Path) -> anyhow::Re
             .arg("--out-dir")
             .arg(out_dir)
             .env("KUBECONFIG", cluster::kubeconfig_path())
-            .env(CONTROLLER_BIN_ENV, dir.join(CONTROLLER_PACKAGE)),
+            .env(CONTROLLER_BIN_ENV, dir.join(CONTROLLER_PACKAGE))
+            .env(ROUTER_BIN_ENV, dir.join(ROUTER_PACKAGE)),
     )
 }
 

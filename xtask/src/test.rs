@@ -61,9 +61,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    // The suites start the real controller binary and call our kubectl; the bench smoke runs need both.
+    // The suites start the real controller and router binaries and call our kubectl; the bench
+    // smoke runs need the controller and the bench (one build makes all three).
     crate::bench::build("dev")?;
-    run_cmd(cargo().args(["build", "--package", ROUTER_PACKAGE]))?;
     let controller = workspace::target_dir()
         .join("debug")
         .join(CONTROLLER_PACKAGE);

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod cold;
+pub mod exec;
 pub mod refill;
 pub mod scale;
 
