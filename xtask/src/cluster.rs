@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use build::Binaries;
-use layout::{Layout, ports};
+use layout::Layout;
+pub(crate) use layout::ports;
 
 /// Flags of `cargo xtask cluster`.
 #[derive(clap::Args)]

@@ -1,13 +1,16 @@
 //! `cargo xtask demo`: the README's main job. Starts the local cluster (control plane, kwok nodes and the
 //! real node), installs the CRDs, runs the controller (with the extension controllers) in the background,
 //! shows a Sandbox becoming Ready on the real node under gVisor and runs a command inside it, fills a warm
-//! pool of gVisor sandboxes, claims one and runs Python in it, printing how long the claim took.
-//! `cargo xtask demo --stop` undoes it.
+//! pool of gVisor sandboxes running the in-sandbox runtime, claims one (printing how long the claim
+//! took), starts the router in the background and runs a command in the claimed sandbox through it,
+//! then does the same from Python with upstream's SDK. `cargo xtask demo --stop` undoes it.
 
 use std::fs;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -28,7 +31,9 @@ const SANDBOX: &str = "demo-sandbox";
 const POOL: &str = "python-pool";
 const CLAIM_EXAMPLE: &str = "deploy/examples/sandboxclaim.yaml";
 const CLAIM: &str = "my-agent";
-const STEPS: u8 = 7;
+/// Upstream's Python SDK in the claim → run → files loop (deploy/examples/quickstart.py).
+const QUICKSTART: &str = "deploy/examples/quickstart.py";
+const STEPS: u8 = 9;
 
 fn demo_dir() -> PathBuf {
     root().join("target/demo")
@@ -36,6 +41,10 @@ fn demo_dir() -> PathBuf {
 
 fn pid_file() -> PathBuf {
     demo_dir().join("controller.pid")
+}
+
+fn router_pid_file() -> PathBuf {
+    demo_dir().join("router.pid")
 }
 
 /// Runs (or stops) the demo.
@@ -87,8 +96,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "==> 3/{STEPS} controller (built from bins/agent-sandbox-controller, running in the background)"
     );
-    run_cmd(cargo().args(["build", "--package", "agent-sandbox-controller"]))?;
-    stop_controller();
+    run_cmd(cargo().args([
+        "build",
+        "--package",
+        "agent-sandbox-controller",
+        "--package",
+        "agent-sandbox-router",
+    ]))?;
+    stop_process(&pid_file(), "agent-sandbox-controller");
+    stop_process(&router_pid_file(), "agent-sandbox-router");
     fs::create_dir_all(demo_dir()).context("creating target/demo")?;
     let log_path = demo_dir().join("controller.log");
     let log = fs::File::create(&log_path).context("creating target/demo/controller.log")?;
@@ -110,8 +126,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     fs::write(pid_file(), child.id().to_string()).context("writing target/demo/controller.pid")?;
 
     println!(
-        "==> 4/{STEPS} {EXAMPLES}: a Sandbox with a headless Service and a PVC, a template and a warm pool \
-         of 3, all under gVisor on the real node"
+        "==> 4/{STEPS} {EXAMPLES}: a Sandbox with a headless Service and a PVC, the python-runtime template \
+         (the in-sandbox runtime) and a warm pool of 3 of it, all under gVisor on the real node"
     );
     run_cmd(&mut kubectl_cmd(&["apply", "-k", EXAMPLES]))?;
     let waited = kubectl_cmd(&[
@@ -150,7 +166,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         INSIDE_SANDBOX,
     ]))?;
 
-    println!("==> 6/{STEPS} the warm pool of 3 pre-warmed gVisor Sandboxes");
+    println!(
+        "==> 6/{STEPS} the warm pool of 3 pre-warmed gVisor Sandboxes, each running the in-sandbox runtime"
+    );
     let filled = kubectl_cmd(&[
         "wait",
         "--for=jsonpath={.status.readyReplicas}=3",
@@ -222,25 +240,122 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     .output()
     .context("reading the claimed Sandbox's name")?;
     let claimed = String::from_utf8_lossy(&claimed.stdout).trim().to_string();
-    println!("Python inside the claimed Sandbox {claimed}:");
-    run_cmd(&mut kubectl_cmd(&[
-        "exec",
-        &claimed,
-        "--",
-        "python3",
-        "-c",
-        IN_CLAIMED_SANDBOX,
-    ]))?;
+
+    let router = SocketAddr::from(([127, 0, 0, 1], cluster::ports::demo_router()));
     println!(
-        "\nThe Sandbox and the claim are Ready. Try:\n  \
+        "==> 8/{STEPS} the router (bins/agent-sandbox-router, in the background on {router}) and a \
+         command run in the claimed Sandbox {claimed} through it"
+    );
+    start_router(&kubeconfig, router)?;
+    let body = serde_json::json!({ "command": IN_CLAIMED_SANDBOX }).to_string();
+    println!(
+        "curl -s http://{router}/execute -H 'X-Sandbox-ID: {claimed}' -H 'X-Sandbox-Namespace: default' \
+         -H 'Content-Type: application/json' -d '{body}'"
+    );
+    let answer = post_json(router, "/execute", &claimed, &body)?;
+    println!("{answer}");
+    let stdout = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|a| a["stdout"].as_str().map(str::to_owned))
+        .with_context(|| format!("the router's answer is not the runtime's: {answer}"))?;
+    println!("stdout: {}", stdout.trim());
+
+    println!(
+        "==> 9/{STEPS} the same from Python: {QUICKSTART} with upstream's SDK (k8s-agent-sandbox, pinned in \
+         tests/sdk/requirements.txt) claims a sandbox of {POOL}, runs Python and moves a file through the router"
+    );
+    let python = crate::sdk::ensure_python()?;
+    println!("{} {QUICKSTART}", python.display());
+    run_cmd(
+        Command::new(&python)
+            .arg(QUICKSTART)
+            .current_dir(root())
+            .env("SANDBOX_ROUTER_URL", format!("http://{router}"))
+            .env("KUBECONFIG", &kubeconfig),
+    )?;
+    println!(
+        "\nThe Sandbox, the claim and the router are up. Try:\n  \
          eval \"$(cargo xtask cluster env)\"\n  \
+         KUBECONFIG={kubeconfig} SANDBOX_ROUTER_URL=http://{router} {python} {QUICKSTART}\n  \
          kubectl patch sandbox {SANDBOX} --type=merge -p '{{\"spec\":{{\"operatingMode\":\"Suspended\"}}}}'   # Pod goes, PVC stays\n  \
-         kubectl get sandbox {SANDBOX} -o yaml\n  \
          kubectl scale sandboxwarmpool/{POOL} --replicas=5\n\
-         Controller log: {}\nStop everything: cargo xtask demo --stop",
-        log_path.display()
+         Logs: {} and router.log beside it (docs/using-sandboxes.md explains the rest)\n\
+         Stop everything: cargo xtask demo --stop",
+        log_path.display(),
+        kubeconfig = kubeconfig.display(),
+        python = python.display(),
     );
     Ok(())
+}
+
+/// Starts the router in the background on `addr` against the cluster (as its admin, like the demo's
+/// controller; the e2e suites run it with deploy/router's least-privilege RBAC) and waits until it
+/// reports ready: its Sandbox and pod watches have listed.
+fn start_router(kubeconfig: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    let log_path = demo_dir().join("router.log");
+    let log = fs::File::create(&log_path).context("creating target/demo/router.log")?;
+    let mut child = Command::new(crate::workspace::target_dir().join("debug/agent-sandbox-router"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg(format!("--bind-address={addr}"))
+        .stdout(log.try_clone().context("log handle")?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting the router")?;
+    fs::write(router_pid_file(), child.id().to_string())
+        .context("writing target/demo/router.pid")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the router exited with {status}; see {}",
+                log_path.display()
+            );
+        }
+        if http(
+            addr,
+            "GET /readyz HTTP/1.1\r\nHost: router\r\nConnection: close\r\n\r\n",
+        )
+        .is_ok_and(|a| a.starts_with("HTTP/1.1 200"))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the router was not ready within 30 s; see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `POST path` with a JSON body to Sandbox `default/sandbox` through the router; the answer's body.
+fn post_json(router: SocketAddr, path: &str, sandbox: &str, body: &str) -> anyhow::Result<String> {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {router}\r\nConnection: close\r\nX-Sandbox-ID: {sandbox}\r\n\
+         X-Sandbox-Namespace: default\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = http(router, &request)?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no answer head from the router: {answer:?}"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("POST {path} through the router: {head}\n{body}");
+    }
+    Ok(body.to_owned())
+}
+
+/// Sends one raw HTTP/1.1 request (`Connection: close`) and reads the whole answer.
+fn http(addr: SocketAddr, request: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 /// What the demo runs inside the Sandbox: the kernel it sees (gVisor's, not this machine's), its
@@ -251,31 +366,35 @@ print('hostname:', socket.gethostname())\n\
 open('/workspace/hello.txt', 'w').write('written inside the sandbox\\n')\n\
 print('/workspace (the PVC):', os.listdir('/workspace'))";
 
-/// What the demo runs in the claimed Sandbox.
-const IN_CLAIMED_SANDBOX: &str = "import platform, sys\n\
-print('6 * 7 =', 6 * 7, '| Python', sys.version.split()[0], 'on kernel', platform.release())";
+/// What the demo runs in the claimed Sandbox through the router (the runtime's `/execute`): 6 * 7,
+/// the Python version and the kernel it sees (gVisor's). No single quotes, so the curl line printed
+/// with it can be pasted into a shell.
+const IN_CLAIMED_SANDBOX: &str =
+    "python3 -c \"import platform, sys; print(6 * 7, sys.version.split()[0], platform.release())\"";
 
 /// A label or annotation key as a kubectl JSONPath member (dots and slashes escaped).
 fn dotted(key: &str) -> String {
     key.replace('.', "\\.")
 }
 
-/// Kills the demo controller started earlier, if it is still running.
-fn stop_controller() {
-    let Ok(pid) = fs::read_to_string(pid_file()) else {
+/// Kills the process the demo started earlier and recorded in `pid_file`, if it is still running
+/// and still `binary` (a recycled PID is left alone).
+fn stop_process(pid_file: &Path, binary: &str) {
+    let Ok(pid) = fs::read_to_string(pid_file) else {
         return;
     };
     let pid = pid.trim();
     let ours = fs::read_link(format!("/proc/{pid}/exe"))
-        .is_ok_and(|exe| exe.to_string_lossy().contains("agent-sandbox-controller"));
+        .is_ok_and(|exe| exe.to_string_lossy().contains(binary));
     if ours {
         let _ = Command::new("kill").arg(pid).status();
     }
-    let _ = fs::remove_file(pid_file());
+    let _ = fs::remove_file(pid_file);
 }
 
 fn stop() -> anyhow::Result<()> {
-    stop_controller();
+    stop_process(&router_pid_file(), "agent-sandbox-router");
+    stop_process(&pid_file(), "agent-sandbox-controller");
     cluster::down()?;
     println!("demo stopped");
     Ok(())
