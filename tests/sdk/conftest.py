@@ -8,6 +8,7 @@ deploy/local-cluster and a warm pool of it. It passes:
   SDK_ROUTER_URL  the router, e.g. http://127.0.0.1:41234
   SDK_NAMESPACE   the namespace the template and the pool are in
   SDK_WARM_POOL   the warm pool's name
+  SDK_RUNC_POOL   a warm pool of the same template under runc (the SDK's pod tunnel needs it)
   KUBECONFIG      the cluster (the SDK's own Kubernetes client and kubectl read it)
 """
 
@@ -46,6 +47,11 @@ def namespace() -> str:
 @pytest.fixture(scope="session")
 def warm_pool() -> str:
     return _env("SDK_WARM_POOL")
+
+
+@pytest.fixture(scope="session")
+def runc_pool() -> str:
+    return _env("SDK_RUNC_POOL")
 
 
 @pytest.fixture(scope="session")

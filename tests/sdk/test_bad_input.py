@@ -45,7 +45,7 @@ def test_a_pod_ip_that_is_not_the_sandbox_s_is_refused(sandbox, kube, router_url
     Sandbox's own pod IPs. Another Sandbox's pod, the node and loopback are refused unreached."""
     own = sandbox.get_pod_ip()
     others = [
-        ip["ip"]
+        ip
         for s in kube.sandboxes(namespace)
         if s["metadata"]["name"] != sandbox.sandbox_id
         for ip in (s.get("status") or {}).get("podIPs") or []

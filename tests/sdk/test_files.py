@@ -37,3 +37,15 @@ def test_a_file_is_replaced_whole(sandbox):
     sandbox.files.write("replace.txt", "short\n")
 
     assert sandbox.files.read("replace.txt") == b"short\n"
+
+
+def test_names_with_spaces_and_non_ascii_characters(sandbox):
+    files = sandbox.files
+    path = "odd names/naïve café ü #1.txt"
+
+    files.write(path, "ok\n")
+
+    assert files.read(path) == b"ok\n"
+    assert files.exists(path)
+    assert [e.name for e in files.list("odd names")] == ["naïve café ü #1.txt"]
+    assert sandbox.commands.run("cat 'odd names/naïve café ü #1.txt'").stdout == "ok\n"

@@ -48,6 +48,20 @@ def test_claim_and_pod_metadata_as_upstream_s_sdk_expects(client, kube, namespac
         client.delete_sandbox(sandbox.claim_name, namespace=namespace)
 
 
+def test_claim_env_reaches_the_sandbox_s_commands(client, kube, namespace, warm_pool):
+    """`env=` puts variables in the claim (the template allows it), which the controller injects
+    into a sandbox started cold for the claim; the runtime's commands inherit them."""
+    sandbox = client.create_sandbox(warm_pool, namespace=namespace, env={"GREETING": "from the claim"})
+    try:
+        claim = kube.claim(namespace, sandbox.claim_name)
+        assert claim["spec"]["env"] == [{"name": "GREETING", "value": "from the claim"}]
+        result = sandbox.commands.run("printenv GREETING")
+    finally:
+        client.delete_sandbox(sandbox.claim_name, namespace=namespace)
+
+    assert (result.stdout, result.exit_code) == ("from the claim\n", 0)
+
+
 def test_terminate_deletes_the_claim_and_its_sandbox(client, kube, namespace, warm_pool):
     sandbox = client.create_sandbox(warm_pool, namespace=namespace)
     claim_name, sandbox_name = sandbox.claim_name, sandbox.sandbox_id

@@ -27,6 +27,12 @@ const OVERLAY: &str = "deploy/local-cluster";
 const TEMPLATE: &str = "python-runtime";
 const POOL: &str = "sdk-pool";
 
+/// The same template under runc, and a pool of one: the SDK's sandboxd pod tunnel (`kubectl
+/// port-forward` to the pod) reaches runc pods only (containerd dials localhost in the pod's network
+/// namespace, where a gVisor sandbox has no sockets).
+const RUNC_TEMPLATE: &str = "python-runtime-runc";
+const RUNC_POOL: &str = "sdk-runc-pool";
+
 /// Pool size: every claim of the suite (five) takes a member and the pool refills behind it; two
 /// keep claims warm without holding more gVisor sandboxes than the suite needs at once.
 const POOL_SIZE: i32 = 2;
@@ -39,9 +45,16 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(900);
 pub async fn upstream_sdk_suite(env: TestEnv) -> anyhow::Result<()> {
     let python = sdk_python().await?;
     let kubeconfig = router_kubeconfig(&env).await?;
-    env.create(&overlay_template().await?).await?;
+    let template = overlay_template().await?;
+    let mut runc = template.clone();
+    runc.metadata.name = Some(RUNC_TEMPLATE.to_owned());
+    runc.spec.blueprint.pod_template.spec.runtime_class_name = Some("runc".to_owned());
+    env.create(&template).await?;
+    env.create(&runc).await?;
     create_pool(&env, POOL, TEMPLATE, POOL_SIZE).await?;
+    create_pool(&env, RUNC_POOL, RUNC_TEMPLATE, 1).await?;
     wait_pool_ready(&env, POOL, POOL_SIZE).await?;
+    wait_pool_ready(&env, RUNC_POOL, 1).await?;
 
     let mut router = Router::start("router-sdk", &kubeconfig, &[]).await?;
     let result = pytest(&python, &env, router.addr()).await;
@@ -122,6 +135,7 @@ async fn pytest(
         .env("SDK_ROUTER_URL", format!("http://{router}"))
         .env("SDK_NAMESPACE", &env.namespace)
         .env("SDK_WARM_POOL", POOL)
+        .env("SDK_RUNC_POOL", RUNC_POOL)
         .env("KUBECONFIG", cluster::kubeconfig_path())
         .env("PATH", path)
         // Nothing written into the source tree.
