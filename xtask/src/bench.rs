@@ -16,6 +16,11 @@ const CONTROLLER_PACKAGE: &str = "agent-sandbox-controller";
 
 /// Where the bench and the e2e suites look for the controller binary (tests/harness/src/controller.rs).
 pub const CONTROLLER_BIN_ENV: &str = "AGENT_SANDBOX_CONTROLLER_BIN";
+/// The router `exec` and the e2e suites run as a host process, and where they look for it
+/// (tests/harness/src/router.rs).
+pub const ROUTER_PACKAGE: &str = "agent-sandbox-router";
+/// See [`ROUTER_PACKAGE`].
+pub const ROUTER_BIN_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -30,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     keep_cluster: bool,
     /// The scenario and its flags, for agent-sandbox-bench: `cold --count 100`, `scale --count 10000`,
-    /// `claims-burst`, `claims-rate`, `claims-simultaneous`, `refill`; `--help` lists every flag.
+    /// `claims-burst`, `claims-rate`, `claims-simultaneous`, `refill`, `exec`; `--help` lists every flag.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     bench_args: Vec<String>,
 }
@@ -43,11 +48,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let outcome = if help {
         UpOutcome::Reused
     } else {
-        // `cold --runtime-class …` runs real pods: only then does the cluster need its real node.
-        let real_node = args
-            .bench_args
-            .iter()
-            .any(|a| a.starts_with("--runtime-class"));
+        // `cold --runtime-class …` and `exec` run real pods: only then does the cluster need its
+        // real node.
+        let real_node = args.bench_args.first().is_some_and(|s| s == "exec")
+            || args
+                .bench_args
+                .iter()
+                .any(|a| a.starts_with("--runtime-class"));
         cluster::up(args.nodes, real_node)?
     };
     let result = run_bench(profile, &args.bench_args, &root().join("target/bench"));
@@ -59,10 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Where cargo puts what it builds with `profile` (under `$CARGO_TARGET_DIR` when that is set).
 pub fn profile_dir(profile: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| root().join("target"), |d| root().join(d));
-    target.join(if profile == "dev" { "debug" } else { profile })
+    crate::workspace::target_dir().join(if profile == "dev" { "debug" } else { profile })
 }
 
 /// The controller binary [`build`] makes with `profile`.
@@ -70,7 +74,7 @@ pub fn controller_binary(profile: &str) -> PathBuf {
     profile_dir(profile).join(CONTROLLER_PACKAGE)
 }
 
-/// Builds the controller and the bench binary with `profile`.
+/// Builds the controller, the router and the bench binary with `profile`.
 pub fn build(profile: &str) -> anyhow::Result<()> {
     run_cmd(cargo().args([
         "build",
@@ -78,6 +82,8 @@ pub fn build(profile: &str) -> anyhow::Result<()> {
         profile,
         "--package",
         CONTROLLER_PACKAGE,
+        "--package",
+        ROUTER_PACKAGE,
         "--package",
         BENCH_PACKAGE,
     ]))
@@ -94,7 +100,8 @@ fn run_bench(profile: &str, bench_args: &[String], out_dir: &Path) -> anyhow::Re
             .arg("--out-dir")
             .arg(out_dir)
             .env("KUBECONFIG", cluster::kubeconfig_path())
-            .env(CONTROLLER_BIN_ENV, controller_binary(profile)),
+            .env(CONTROLLER_BIN_ENV, controller_binary(profile))
+            .env(ROUTER_BIN_ENV, profile_dir(profile).join(ROUTER_PACKAGE)),
     )
 }
 

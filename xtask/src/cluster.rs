@@ -20,7 +20,8 @@ use agent_sandbox_hostcmd as hostcmd;
 use anyhow::{Context, bail};
 
 use build::Binaries;
-use layout::{Layout, ports};
+use layout::Layout;
+pub(crate) use layout::ports;
 
 /// Flags of `cargo xtask cluster`.
 #[derive(clap::Args)]

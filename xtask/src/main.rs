@@ -7,6 +7,7 @@ mod crdgen;
 mod demo;
 mod images;
 mod imports;
+mod sdk;
 mod test;
 mod workspace;
 
@@ -33,6 +34,8 @@ enum Command {
     Images(images::Args),
     /// Check that no module imports an item of its ancestors and no sibling modules use each other.
     Imports(imports::Args),
+    /// Make (once) the venv with upstream's pinned Python SDK (tests/sdk/requirements.txt); print its python.
+    SdkPython,
     /// Run every test: unit, property and end-to-end.
     Test(test::Args),
 }
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Images(args) => images::run(&args),
         Command::Imports(args) => imports::run(&args),
+        Command::SdkPython => sdk::run(),
         Command::Test(args) => test::run(&args),
     };
     match result {

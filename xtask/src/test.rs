@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
-use crate::bench::{CONTROLLER_BIN_ENV, controller_binary, profile_dir};
+use crate::bench::{
+    CONTROLLER_BIN_ENV, ROUTER_BIN_ENV, ROUTER_PACKAGE, controller_binary, profile_dir,
+};
 use crate::cluster::{self, UpOutcome};
 use crate::workspace::{self, cargo, run as run_cmd};
 
@@ -24,18 +26,13 @@ pub struct Args {
     /// Number of kwok fake nodes if a cluster has to be started.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
-    /// Start no real node and skip the suites that need one (`real_node`).
+    /// Start no real node and skip the suites that need one (`real_node`, `router`, `sdk`).
     #[arg(long)]
     no_real_node: bool,
 }
 
-/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs).
-const REAL_NODE_SUITES: [&str; 2] = ["real_node", "router"];
-
-/// The router binary the `router` suite runs as a process, and where it looks for it
-/// (tests/harness/src/router.rs).
-const ROUTER_PACKAGE: &str = "agent-sandbox-router";
-const ROUTER_BIN_ENV: &str = "AGENT_SANDBOX_ROUTER_BIN";
+/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs, sdk.rs).
+const REAL_NODE_SUITES: [&str; 3] = ["real_node", "router", "sdk"];
 
 /// Checks the module structure, runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -57,13 +54,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    // The suites start the real controller binary and call our kubectl; the bench smoke runs need both.
+    // The suites start the real controller and router binaries and call our kubectl; the bench
+    // smoke runs need the controller and the bench (one build makes all three).
     crate::bench::build("dev")?;
-    run_cmd(cargo().args(["build", "--package", ROUTER_PACKAGE]))?;
+    // The SDK suite's venv (upstream's pinned Python SDK), made before the cluster starts.
+    let sdk_python = if args.no_real_node {
+        None
+    } else {
+        Some(crate::sdk::ensure_python()?)
+    };
     // A cluster this command starts must leave the machine as it found it: compare before and after.
     let before = cluster::residue::Snapshot::take();
     let outcome = cluster::up(args.nodes, !args.no_real_node)?;
-    let result = end_to_end(args).and_then(|()| bench_smoke());
+    let result = end_to_end(args, sdk_python.as_deref()).and_then(|()| bench_smoke());
     if result.is_err() {
         cluster::keep_logs_of_failure();
     }
@@ -86,7 +89,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The end-to-end suites against the running cluster, with our kubectl first on PATH.
-fn end_to_end(args: &Args) -> anyhow::Result<()> {
+fn end_to_end(args: &Args, sdk_python: Option<&std::path::Path>) -> anyhow::Result<()> {
     let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
@@ -101,6 +104,9 @@ fn end_to_end(args: &Args) -> anyhow::Result<()> {
         );
     } else {
         e2e.arg("--all-targets");
+    }
+    if let Some(python) = sdk_python {
+        e2e.env(crate::sdk::PYTHON_ENV, python);
     }
     let result = run_cmd(
         e2e.env("KUBECONFIG", cluster::kubeconfig_path())

@@ -26,6 +26,13 @@ pub(crate) fn images_cache() -> PathBuf {
     cache_root().join("images")
 }
 
+/// Where cargo puts what it builds: `$CARGO_TARGET_DIR` (relative to the workspace), else `target/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| root().join("target"), |d| root().join(d))
+}
+
 /// The cargo binary that runs this xtask, so nested builds use the same toolchain.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

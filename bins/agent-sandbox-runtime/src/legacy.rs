@@ -73,12 +73,17 @@ async fn health(Shared(state): Shared<Arc<State>>) -> Response {
 pub struct ExecuteRequest {
     /// The command line.
     pub command: String,
-    /// An optional timeout in seconds, at most the daemon's `--exec-timeout` (an extension).
+    /// An optional limit in seconds, at most the daemon's `--exec-timeout`: what the Python SDK
+    /// (1.0.8) sends for `commands.run(..., command_timeout=N)`.
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    /// The same limit under the name this runtime accepted first; `timeout_seconds` wins when
+    /// both are given.
     #[serde(default)]
     pub timeout: Option<f64>,
 }
 
-/// The answer of `POST /execute`, exactly the three fields the SDKs read.
+/// The answer of `POST /execute`: the fields the SDKs read.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExecuteResponse {
     /// What the command wrote to stdout (invalid UTF-8 replaced).
@@ -88,6 +93,9 @@ pub struct ExecuteResponse {
     /// Its exit code: 124 after a timeout, 127 when the program does not exist, 126 when it
     /// cannot be run, 128 + N when signal N ended it.
     pub exit_code: i32,
+    /// Whether the limit ended it (the Python SDK's `ExecutionResult.timed_out`; without the field
+    /// the SDK would report `false` for a killed command).
+    pub timed_out: bool,
 }
 
 /// A validated `/execute` request.
@@ -105,7 +113,7 @@ pub fn validate_execute(body: &[u8], max_timeout: Duration) -> Result<ExecutePla
     let request: ExecuteRequest = serde_json::from_slice(body)
         .map_err(|err| format!("the body must be JSON like {{\"command\": \"ls -la\"}}: {err}"))?;
     let plan = argv::split(&request.command).map_err(|err| err.to_string())?;
-    let timeout = match request.timeout {
+    let timeout = match request.timeout_seconds.or(request.timeout) {
         None => max_timeout,
         Some(secs) if secs.is_finite() && secs > 0.0 => {
             let asked = Duration::from_secs_f64(secs.min(max_timeout.as_secs_f64()));
@@ -148,18 +156,21 @@ pub async fn run_plan(state: &State, plan: &ExecutePlan) -> Result<ExecuteRespon
                 stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
                 stderr,
                 exit_code: output.exit.code(),
+                timed_out: output.exit == exec::Exit::TimedOut,
             })
         }
         Err(err @ ExecError::NotFound(_)) => Ok(ExecuteResponse {
             stdout: String::new(),
             stderr: format!("{err}\n"),
             exit_code: 127,
+            timed_out: false,
         }),
         Err(err @ (ExecError::PermissionDenied(_) | ExecError::Spawn { .. })) => {
             Ok(ExecuteResponse {
                 stdout: String::new(),
                 stderr: format!("{err}\n"),
                 exit_code: 126,
+                timed_out: false,
             })
         }
         Err(err @ ExecError::OutputTooLarge { .. }) => {
@@ -347,6 +358,14 @@ mod tests {
                 .timeout,
             MAX
         );
+        // The Python SDK's field, which wins over the older name.
+        let plan = validate_execute(
+            br#"{"command": "sleep 9", "timeout_seconds": 2, "timeout": 7}"#,
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(plan.timeout, Duration::from_secs(2));
+        assert!(validate_execute(br#"{"command": "x", "timeout_seconds": 0}"#, MAX).is_err());
         assert!(validate_execute(br#"{"command": ""}"#, MAX).is_err());
         assert!(validate_execute(br#"{"command": "x", "timeout": 0}"#, MAX).is_err());
         assert!(validate_execute(br#"{"command": "x", "timeout": -1}"#, MAX).is_err());

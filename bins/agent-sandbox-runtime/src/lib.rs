@@ -11,7 +11,7 @@
 //! | Request | Answer |
 //! |---|---|
 //! | `GET /` | `{"status": "ok", …}`; 503 once shutdown began |
-//! | `POST /execute` `{"command": "…", "timeout": s?}` | `{"stdout", "stderr", "exit_code"}`; 422 for a bad body, 413 when output passes the bound |
+//! | `POST /execute` `{"command": "…", "timeout_seconds": s?}` | `{"stdout", "stderr", "exit_code", "timed_out"}`; 422 for a bad body, 413 when output passes the bound |
 //! | `POST /upload` multipart, part `file` | the part's filename is the destination path, parents are created, the write is atomic |
 //! | `GET /download/{path}` | the file's bytes (`application/octet-stream`, streamed) |
 //! | `GET /list/{path}` | `[{"name", "size", "type": "file"\|"directory", "mod_time": epoch seconds}]`, sorted |
@@ -40,9 +40,10 @@
 //! past the bound); `WriteStdin` feeds or closes stdin; `SendSignal` sends SIGINT, SIGTERM or
 //! SIGKILL to the process group. A start failure maps to `NOT_FOUND`, `PERMISSION_DENIED` or
 //! `INTERNAL`, a `cwd` outside the root to `PERMISSION_DENIED`. PTYs are not supported yet
-//! (`Start` with `pty` is `UNIMPLEMENTED`, `ResizeTTY` is `FAILED_PRECONDITION`). The field
-//! numbers of the proto follow the documented field order; they have not yet been checked against
-//! the stubs the Python SDK ships.
+//! (`Start` with `pty` is `UNIMPLEMENTED`, `ResizeTTY` is `FAILED_PRECONDITION`). Messages, field
+//! numbers, types and enum values match the descriptor of the stubs the Python SDK 1.0.8 ships
+//! (compared field by field; the SDK's e2e suite runs `Execute` through them). A client deadline
+//! (`grpc-timeout`, the SDK's `command_timeout`) ends the call and kills the process group.
 //!
 //! ## Paths
 //!
@@ -75,8 +76,9 @@
 //!   past it the whole process group is killed and the request fails with 413 and a message saying
 //!   which stream and how to avoid it. Upstream buffers without limit. Uploads and downloads are
 //!   streamed to and from disk, never held in memory; an `/execute` body is at most 1 MiB.
-//! - **Timeouts kill the whole process group** and answer exit code 124 with a note on stderr.
-//!   `/execute` also accepts an optional `timeout` (seconds, at most `--exec-timeout`).
+//! - **Timeouts kill the whole process group** and answer exit code 124, `timed_out: true` and
+//!   a note on stderr. `/execute` takes the limit as `timeout_seconds` (what the Python SDK sends
+//!   for `command_timeout`; `timeout` is accepted too), at most `--exec-timeout`.
 //! - One root for both surfaces (upstream's legacy runtime uses `/app`, sandboxd `/workspace`).
 //! - A dangling symbolic link on a path is refused (403) rather than guessed about.
 

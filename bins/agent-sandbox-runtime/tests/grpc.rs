@@ -101,6 +101,46 @@ async fn execute_runs_to_completion() {
     assert_eq!(too_much.code(), Code::ResourceExhausted);
 }
 
+/// The Python SDK's `command_timeout` on sandboxd is the call's deadline: past it the call ends with
+/// `DEADLINE_EXCEEDED` and the command's whole process group is killed, background children too.
+#[tokio::test]
+async fn a_deadline_ends_execute_and_its_process_group() {
+    let (mut client, state, dir) = start().await;
+    let pid_file = dir.path().join("child.pid");
+    let command = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
+    let mut request = tonic::Request::new(ExecuteRequest {
+        config: config(&["/bin/sh", "-c", &command]),
+    });
+    request.set_timeout(Duration::from_secs(2));
+    let expired = client.execute(request).await.unwrap_err();
+    // Python's grpc reports its own expired deadline as DEADLINE_EXCEEDED; tonic's client as
+    // CANCELLED ("Timeout expired"). Either way the server dropped the call.
+    assert!(
+        matches!(expired.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{expired:?}"
+    );
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Bounded polling: the kill is sent when the call's future is dropped, just after the answer.
+    let mut gone = false;
+    for _ in 0..500 {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let run_state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        if matches!(run_state, None | Some("Z" | "X")) && state.processes.live() == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the background child outlived the expired call");
+}
+
 /// Starts `command` and reads the stream's first event, which must be init.
 async fn start_process(
     client: &mut ProcessServiceClient<Channel>,

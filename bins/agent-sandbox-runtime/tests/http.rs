@@ -177,7 +177,7 @@ async fn legacy_execute() {
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(
         ok.json(),
-        json!({"stdout": "hello world", "stderr": "", "exit_code": 0})
+        json!({"stdout": "hello world", "stderr": "", "exit_code": 0, "timed_out": false})
     );
 
     let failing = execute(&d, json!({"command": "ls /definitely/not/here"}))
@@ -209,11 +209,19 @@ async fn legacy_execute() {
         d.root().to_str().unwrap()
     );
 
-    let timed_out = execute(&d, json!({"command": "sleep 20", "timeout": 0.3})).await;
-    assert_eq!(timed_out.status, StatusCode::OK);
-    let timed_out = timed_out.json();
-    assert_eq!(timed_out["exit_code"], 124);
-    assert!(timed_out["stderr"].as_str().unwrap().contains("timed out"));
+    // The Python SDK's `command_timeout` arrives as `timeout_seconds` and expects `timed_out`.
+    for limit in [json!({"timeout": 0.3}), json!({"timeout_seconds": 0.3})] {
+        let mut body = json!({"command": "sleep 20"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(limit.as_object().unwrap().clone());
+        let timed_out = execute(&d, body).await;
+        assert_eq!(timed_out.status, StatusCode::OK);
+        let timed_out = timed_out.json();
+        assert_eq!(timed_out["exit_code"], 124, "{limit}");
+        assert_eq!(timed_out["timed_out"], true, "{limit}");
+        assert!(timed_out["stderr"].as_str().unwrap().contains("timed out"));
+    }
 
     let too_much = execute(&d, json!({"command": "head -c 200000 /dev/zero"})).await;
     assert_eq!(too_much.status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use crate::context::Bench;
 use crate::controller::{ControllerSpec, PLACEHOLDERS, default_command};
 use crate::report::{Report, RunReport, ratios};
-use crate::scenarios::{claims, cold, refill, scale};
+use crate::scenarios::{claims, cold, exec, refill, scale};
 
 /// Environment variable naming the controller binary (xtask sets it to the build it made).
 const BINARY_ENV: &str = agent_sandbox_testkit::controller::BINARY_ENV;
@@ -67,6 +67,8 @@ enum Scenario {
     ClaimsSimultaneous(claims::SimultaneousArgs),
     /// A warm pool scaled from 0 to N.
     Refill(refill::Args),
+    /// Real gVisor sandboxes: claim → first command output through the router, and the router's cost.
+    Exec(exec::Args),
 }
 
 impl Scenario {
@@ -78,6 +80,7 @@ impl Scenario {
             Self::ClaimsRate(_) => "claims-rate",
             Self::ClaimsSimultaneous(_) => "claims-simultaneous",
             Self::Refill(_) => "refill",
+            Self::Exec(_) => "exec",
         }
     }
 
@@ -89,6 +92,7 @@ impl Scenario {
             Self::ClaimsRate(a) => serde_json::to_value(a),
             Self::ClaimsSimultaneous(a) => serde_json::to_value(a),
             Self::Refill(a) => serde_json::to_value(a),
+            Self::Exec(a) => serde_json::to_value(a),
         }
     }
 
@@ -100,6 +104,7 @@ impl Scenario {
             Self::ClaimsRate(a) => claims::rate(bench, spec, a).await,
             Self::ClaimsSimultaneous(a) => claims::simultaneous(bench, spec, a).await,
             Self::Refill(a) => refill::run(bench, spec, a).await,
+            Self::Exec(a) => exec::run(bench, spec, a).await,
         }
     }
 }

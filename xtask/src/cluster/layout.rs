@@ -70,6 +70,11 @@ pub mod ports {
     pub fn containerd_streaming() -> u16 {
         offset(20010)
     }
+    /// The router `cargo xtask demo` runs as a host process (what the README's Python snippet
+    /// connects to).
+    pub fn demo_router() -> u16 {
+        offset(28080)
+    }
 }
 
 /// The Service ClusterIP range of the API server and kube-proxy.

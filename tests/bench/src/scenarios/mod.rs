@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod cold;
+pub mod exec;
 mod objects;
 mod phase;
 pub mod refill;

@@ -14,7 +14,7 @@ use super::{
 };
 
 /// Waits until the pool reports `n` Ready members.
-async fn wait_pool_ready(env: &TestEnv, pool: &str, n: i32) -> anyhow::Result<()> {
+pub async fn wait_pool_ready(env: &TestEnv, pool: &str, n: i32) -> anyhow::Result<()> {
     wait_for_object(
         &env.api::<SandboxWarmPool>(),
         pool,

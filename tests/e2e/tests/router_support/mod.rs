@@ -128,7 +128,7 @@ fn sandbox_headers<'a>(namespace: &'a str, name: &'a str) -> Vec<(&'a str, &'a s
 
 /// Installs deploy/router's ServiceAccount and RBAC and writes a kubeconfig for that account, so
 /// the router below runs with exactly the permissions the install grants it.
-async fn router_kubeconfig(env: &TestEnv) -> anyhow::Result<std::path::PathBuf> {
+pub async fn router_kubeconfig(env: &TestEnv) -> anyhow::Result<std::path::PathBuf> {
     let root = workspace_root();
     manifests::apply_file(
         &env.client,
