@@ -115,11 +115,9 @@ impl Kubectl {
     }
 }
 
-/// Step 2: the CRDs, served without the conversion webhook.
+/// Step 2: the CRDs of the default install (v1beta1 only, no conversion webhook).
 fn install_crds(kubectl: &Kubectl) -> anyhow::Result<()> {
-    println!(
-        "==> 2/{STEPS} CRDs from deploy/crds (strategy None: the demo runs without the conversion webhook)"
-    );
+    println!("==> 2/{STEPS} CRDs from deploy/crds (v1beta1, as upstream 1.0 serves them)");
     kubectl.run(&[
         "apply",
         "--server-side",
@@ -127,14 +125,8 @@ fn install_crds(kubectl: &Kubectl) -> anyhow::Result<()> {
         "-f",
         "deploy/crds",
     ])?;
-    for crd in agent_sandbox_api::crd::all().context("building the CRD list")? {
+    for crd in agent_sandbox_api::crd::all() {
         let name = crd.metadata.name.unwrap_or_default();
-        let patch = r#"{"spec":{"conversion":{"strategy":"None","webhook":null}}}"#;
-        run_cmd(
-            kubectl
-                .cmd(&["patch", "crd", &name, "--type=merge", "-p", patch])
-                .stdout(Stdio::null()),
-        )?;
         kubectl.run(&[
             "wait",
             "--for=condition=Established",
@@ -168,7 +160,6 @@ fn start_controller(kubeconfig: &Path) -> anyhow::Result<PathBuf> {
         .arg(kubeconfig)
         .args([
             "--leader-elect=false",
-            "--enable-webhook=false",
             "--extensions",
             "--metrics-bind-address=127.0.0.1:0",
             "--health-probe-bind-address=127.0.0.1:0",

@@ -21,6 +21,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// One-shot commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Store every object at v1beta1, prune the CRDs' storedVersions and make them serve v1beta1 only,
+    /// as upstream 1.0 expects (docs/upgrade.md). A dry run unless --apply.
+    MigrateStorage {
+        /// Change the cluster; without it, report what would change and check every object.
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
 /// The Agent Sandbox controller.
 #[derive(Debug, Parser, Validate)]
 #[command(name = "agent-sandbox-controller", disable_version_flag = true)]
@@ -31,9 +43,14 @@ pub struct Flags {
     pub version: bool,
 
     /// Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[garde(skip)]
     pub kubeconfig: Option<PathBuf>,
+
+    /// A one-shot command to run instead of the controller.
+    #[command(subcommand)]
+    #[garde(skip)]
+    pub command: Option<Command>,
 
     /// Address of the metrics endpoint (`/metrics`); `:PORT` listens on all interfaces, port 0 picks a
     /// free port (the bound address is logged).
@@ -149,9 +166,9 @@ pub struct Flags {
     #[garde(skip)]
     pub cache_label_selectors: bool,
 
-    /// Serve the v1alpha1 ⇄ v1beta1 conversion webhook (`--enable-webhook=false`: the CRDs must then
-    /// use conversion strategy None).
-    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    /// Serve the v1alpha1 ⇄ v1beta1 conversion webhook: only the migration install (deploy/migration)
+    /// needs it; the default install's CRDs serve v1beta1 alone, as upstream 1.0's do.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     #[garde(skip)]
     pub enable_webhook: bool,
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::flags::{Flags, LogFormat};
+use crate::flags::{Command, Flags, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -54,6 +54,9 @@ async fn run() -> anyhow::Result<()> {
         println!("agent-sandbox-controller {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
+    if let Some(Command::MigrateStorage { apply }) = flags.command {
+        return migrate_storage(&flags, apply).await;
+    }
     init_logging(flags.log_format);
     let settings = flags.settings()?;
     for warning in flags.warnings() {
@@ -93,6 +96,14 @@ async fn run() -> anyhow::Result<()> {
     }
     result.context("controller stopped with an error")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `migrate-storage`: its report goes to stdout, one line per step.
+async fn migrate_storage(flags: &Flags, apply: bool) -> anyhow::Result<()> {
+    let client = client(flags).await?;
+    let options = agent_sandbox_migrate::Options { apply };
+    agent_sandbox_migrate::run(&client, options, &mut |line| println!("{line}")).await?;
     Ok(())
 }
 

@@ -94,7 +94,7 @@ impl Flags {
         })
     }
 
-    /// The conversion webhook's settings; `None` with `--enable-webhook=false`.
+    /// The conversion webhook's settings; `None` unless `--enable-webhook=true`.
     pub fn webhook(&self) -> Option<WebhookSettings> {
         self.enable_webhook.then(|| WebhookSettings {
             address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.webhook_port),
@@ -170,6 +170,9 @@ impl Flags {
                 "{total} concurrent workers in all exceed --kube-api-burst={}",
                 self.kube_api_burst
             ));
+        }
+        if !self.enable_webhook && self.webhook_url.is_some() {
+            warnings.push("--webhook-url has no effect without --enable-webhook=true".to_owned());
         }
         warnings
     }

@@ -1,4 +1,8 @@
-//! The CustomResourceDefinitions: both versions of each kind merged, v1beta1 stored, conversion by webhook.
+//! The CustomResourceDefinitions, in the two shapes this project installs.
+//!
+//! The default install ([`all`]) matches upstream 1.0: only v1beta1 is served and stored, with no
+//! conversion. The migration install ([`with_v1alpha1`]) also serves the deprecated v1alpha1, converted by
+//! our webhook, for clusters that still hold v1alpha1 objects or clients (docs/upgrade.md).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, ServiceReference,
@@ -11,24 +15,48 @@ use serde_json::Value;
 use crate::keys::{STORAGE_VERSION, webhook};
 use crate::{v1alpha1, v1beta1};
 
-/// The four CRDs this project installs, in a stable order (Sandbox first).
-pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
-    Ok(vec![
-        merged(v1beta1::Sandbox::crd(), v1alpha1::Sandbox::crd())?,
-        merged(v1beta1::SandboxClaim::crd(), v1alpha1::SandboxClaim::crd())?,
-        merged(
-            v1beta1::SandboxTemplate::crd(),
-            v1alpha1::SandboxTemplate::crd(),
-        )?,
-        merged(
-            v1beta1::SandboxWarmPool::crd(),
-            v1alpha1::SandboxWarmPool::crd(),
-        )?,
-    ])
+/// The four CRDs of the default install, v1beta1 only, in a stable order (Sandbox first).
+pub fn all() -> Vec<CustomResourceDefinition> {
+    v1beta1_crds()
+        .into_iter()
+        .map(|mut crd| {
+            tidy_versions(&mut crd);
+            crd
+        })
+        .collect()
+}
+
+/// The four CRDs of the migration install: v1beta1 stored, v1alpha1 served too, conversion by webhook.
+pub fn with_v1alpha1() -> Result<Vec<CustomResourceDefinition>, MergeError> {
+    let spokes = [
+        v1alpha1::Sandbox::crd(),
+        v1alpha1::SandboxClaim::crd(),
+        v1alpha1::SandboxTemplate::crd(),
+        v1alpha1::SandboxWarmPool::crd(),
+    ];
+    v1beta1_crds()
+        .into_iter()
+        .zip(spokes)
+        .map(|(hub, spoke)| {
+            let mut crd = merge_crds(vec![hub, spoke], STORAGE_VERSION)?;
+            crd.spec.conversion = Some(webhook_conversion());
+            tidy_versions(&mut crd);
+            Ok(crd)
+        })
+        .collect()
+}
+
+fn v1beta1_crds() -> [CustomResourceDefinition; 4] {
+    [
+        v1beta1::Sandbox::crd(),
+        v1beta1::SandboxClaim::crd(),
+        v1beta1::SandboxTemplate::crd(),
+        v1beta1::SandboxWarmPool::crd(),
+    ]
 }
 
 /// The conversion block every CRD carries: a webhook Service path, without a CA bundle (patched at run time).
-pub fn webhook_conversion() -> CustomResourceConversion {
+fn webhook_conversion() -> CustomResourceConversion {
     CustomResourceConversion {
         strategy: "Webhook".into(),
         webhook: Some(WebhookConversion {
@@ -48,12 +76,7 @@ pub fn webhook_conversion() -> CustomResourceConversion {
     }
 }
 
-fn merged(
-    hub: CustomResourceDefinition,
-    spoke: CustomResourceDefinition,
-) -> Result<CustomResourceDefinition, MergeError> {
-    let mut crd = merge_crds(vec![hub, spoke], STORAGE_VERSION)?;
-    crd.spec.conversion = Some(webhook_conversion());
+fn tidy_versions(crd: &mut CustomResourceDefinition) {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema
@@ -63,7 +86,6 @@ fn merged(
             tidy(schema);
         }
     }
-    Ok(crd)
 }
 
 /// Makes a derived schema read like a hand-written CRD and behave like upstream's on the server:

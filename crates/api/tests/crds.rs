@@ -1,19 +1,45 @@
 //! The generated CRDs carry upstream's wire contract: names, versions, subresources, columns, defaults,
-//! enums, list markers, the CEL rule and the conversion webhook.
+//! enums, list markers, the CEL rule; the default install's serve v1beta1 alone (upstream 1.0), the
+//! migration install's add v1alpha1 and the conversion webhook.
 
 use std::sync::LazyLock;
 
 use agent_sandbox_api::crd;
 use serde_json::{Value, json};
 
-/// The CRDs as JSON, generated once per test binary (schema generation is slow in debug builds).
+/// The migration install's CRDs (both versions) as JSON, generated once per test binary (schema
+/// generation is slow in debug builds). Their v1beta1 is the default install's, as
+/// `the_default_crds_are_the_v1beta1_of_the_migration_crds` proves.
 static CRDS: LazyLock<Vec<Value>> = LazyLock::new(|| {
-    crd::all()
+    crd::with_v1alpha1()
         .expect("CRDs merge")
         .iter()
         .map(|c| serde_json::to_value(c).expect("serialisable"))
         .collect()
 });
+
+#[test]
+fn the_default_crds_are_the_v1beta1_of_the_migration_crds() {
+    let defaults: Vec<Value> = crd::all()
+        .iter()
+        .map(|c| serde_json::to_value(c).expect("serialisable"))
+        .collect();
+    assert_eq!(defaults.len(), 4);
+    for default in &defaults {
+        let name = default["metadata"]["name"].as_str().unwrap_or_default();
+        let versions = default["spec"]["versions"].as_array().expect("versions");
+        assert_eq!(versions.len(), 1, "{name} serves one version");
+        assert_eq!(versions[0]["name"], "v1beta1", "{name}");
+        assert_eq!(versions[0]["served"], true, "{name}");
+        assert_eq!(versions[0]["storage"], true, "{name}");
+        assert!(
+            default["spec"]["conversion"].is_null(),
+            "{name} declares a conversion: {}",
+            default["spec"]["conversion"]
+        );
+        assert_eq!(&versions[0], version(crd_named(name), "v1beta1"), "{name}");
+    }
+}
 
 fn crds() -> &'static [Value] {
     &CRDS

@@ -1,5 +1,5 @@
-//! Every manifest in deploy/examples deserialises into the Rust types without losing a field and passes
-//! the semantic checks.
+//! Every manifest in deploy/examples (and the v1alpha1 example of the migration install) deserialises
+//! into the Rust types without losing a field and passes the semantic checks.
 
 use std::fs;
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples")
+fn deploy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
 }
 
 /// Parses `value` as `T`, checks nothing was dropped or invented, and returns it.
@@ -53,7 +53,7 @@ fn validate(file: &str, value: &Value) -> Result<(), String> {
 
 fn documents(file: &str) -> Vec<Value> {
     let text =
-        fs::read_to_string(examples_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        fs::read_to_string(deploy_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| {
             let yaml =
@@ -65,12 +65,13 @@ fn documents(file: &str) -> Vec<Value> {
 
 use serde::Deserialize;
 
+/// The example manifests, under deploy/.
 const EXPECTED: [(&str, &str); 5] = [
-    ("sandbox.yaml", "Sandbox"),
-    ("sandbox-v1alpha1.yaml", "Sandbox"),
-    ("sandboxtemplate.yaml", "SandboxTemplate"),
-    ("sandboxwarmpool.yaml", "SandboxWarmPool"),
-    ("sandboxclaim.yaml", "SandboxClaim"),
+    ("examples/sandbox.yaml", "Sandbox"),
+    ("migration/sandbox-v1alpha1.yaml", "Sandbox"),
+    ("examples/sandboxtemplate.yaml", "SandboxTemplate"),
+    ("examples/sandboxwarmpool.yaml", "SandboxWarmPool"),
+    ("examples/sandboxclaim.yaml", "SandboxClaim"),
 ];
 
 #[test]
@@ -85,27 +86,28 @@ fn every_example_is_typed_lossless_and_valid() {
 
 #[test]
 fn the_examples_cover_every_kind_and_both_sandbox_versions() {
-    let mut files: Vec<String> = fs::read_dir(examples_dir())
+    let mut files: Vec<String> = fs::read_dir(deploy_dir().join("examples"))
         .expect("deploy/examples exists")
         .map(|entry| {
-            entry
-                .expect("readable")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
+            let name = entry.expect("readable").file_name();
+            format!("examples/{}", name.to_string_lossy())
         })
         // kustomization.yaml bundles the manifests (`kubectl apply -k`); it is not one itself.
-        .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
+        .filter(|name| name.ends_with(".yaml") && name != "examples/kustomization.yaml")
         .collect();
     files.sort();
-    let mut expected: Vec<String> = EXPECTED.iter().map(|(f, _)| f.to_string()).collect();
+    let mut expected: Vec<String> = EXPECTED
+        .iter()
+        .map(|(f, _)| f.to_string())
+        .filter(|f| f.starts_with("examples/"))
+        .collect();
     expected.sort();
     assert_eq!(files, expected, "every example file is listed in this test");
 }
 
 #[test]
 fn the_v1beta1_sandbox_example_reads_as_upstream_documents_it() {
-    let sandbox: v1beta1::Sandbox = typed("sandbox.yaml", &documents("sandbox.yaml")[0]);
+    let sandbox: v1beta1::Sandbox = typed("examples/sandbox.yaml", &documents("examples/sandbox.yaml")[0]);
     assert_eq!(sandbox.spec.blueprint.service, Some(true));
     assert_eq!(
         sandbox.spec.operating_mode(),
@@ -125,7 +127,7 @@ fn the_v1beta1_sandbox_example_reads_as_upstream_documents_it() {
 
 #[test]
 fn an_invalid_manifest_gets_a_readable_message() {
-    let mut doc = documents("sandbox.yaml").remove(0);
+    let mut doc = documents("examples/sandbox.yaml").remove(0);
     let pvc = doc["spec"]["volumeClaimTemplates"][0].clone();
     doc["spec"]["volumeClaimTemplates"] = Value::Array(vec![pvc.clone(), pvc]);
     doc["spec"]["podTemplate"]["spec"]["containers"] = Value::Array(vec![]);

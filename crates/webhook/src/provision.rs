@@ -119,9 +119,9 @@ pub async fn ensure_secret(
 ) -> Result<CertBundle, WebhookError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let api_error = |action: &'static str| {
-        move |source| WebhookError::Api {
+        move |cause| WebhookError::Api {
             action: format!("{action} Secret {namespace}/{SECRET_NAME}"),
-            source,
+            cause,
         }
     };
     for _ in 0..ATTEMPTS {
@@ -226,7 +226,7 @@ pub async fn patch_crds(
     for name in CRD_NAMES {
         let api_error = |action: &str| {
             let action = format!("{action} CRD {name}");
-            move |source| WebhookError::Api { action, source }
+            move |cause| WebhookError::Api { action, cause }
         };
         let Some(crd) = api.get_opt(name).await.map_err(api_error("reading"))? else {
             tracing::info!(crd = name, "CRD not installed; not patched");

@@ -1,167 +1,34 @@
-//! Both versions served through the controller's own conversion webhook, on the local control plane.
+//! The migration install (deploy/migration): both versions served through the controller's own
+//! conversion webhook, on the local control plane.
 //!
 //! The API server runs on this host and cannot resolve a Service, so the controller runs in local mode
-//! (`--webhook-url https://127.0.0.1:<port>/convert`) as its own ServiceAccount with the RBAC from deploy/,
-//! generates its certificates into the Secret in `agent-sandbox-system` and points the four CRDs at itself. The CRDs are cluster-wide: the suite puts them back to conversion strategy
-//! None at the end, whatever happened, as every other suite expects.
+//! (`--enable-webhook=true --webhook-url https://127.0.0.1:<port>/convert`) as its own ServiceAccount with
+//! the RBAC of deploy/controller and deploy/migration, generates its certificates into the Secret in
+//! `agent-sandbox-system` and points the four CRDs at itself. The CRDs are cluster-wide: the suite puts
+//! the default install's back at the end, whatever happened, as every other suite expects.
 //!
 //! Covered: each kind created as v1alpha1 reads as v1beta1 and back; `replicas: 0` is Suspended and
 //! `kubectl scale --replicas=1` through v1alpha1 resumes it; a claim of a specific pool gets `warmPoolRef`;
 //! kubectl shows the deprecation warning; a restarted controller reuses the Secret's CA; two replicas
 //! started at once share one Secret.
 
+mod webhook_support;
+
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use agent_sandbox_testkit::controller::{Controller, install_service_account};
-use agent_sandbox_testkit::wait::{wait_deleted, wait_for_object};
-use agent_sandbox_testkit::{TestEnv, crds, kubectl, workspace_root};
+use agent_sandbox_testkit::wait::wait_deleted;
+use agent_sandbox_testkit::{TestEnv, crds, kubectl};
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use kube::{Api, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// Long enough for the API server and the controller on a loaded 2-core machine.
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Pause between attempts while the API server switches to a (re)started webhook; nothing can be
-/// watched for that, so the read is retried until it succeeds or [`TIMEOUT`] passes.
-const RETRY_PAUSE: Duration = Duration::from_millis(250);
-
-const SECRET: &str = "agent-sandbox-webhook-certs";
-
-/// The controller's namespace in deploy/ (ServiceAccount, Roles, the certificate Secret).
-use agent_sandbox_testkit::controller::SYSTEM_NAMESPACE;
-const CRDS: [&str; 4] = [
-    "sandboxes.agents.x-k8s.io",
-    "sandboxclaims.extensions.agents.x-k8s.io",
-    "sandboxtemplates.extensions.agents.x-k8s.io",
-    "sandboxwarmpools.extensions.agents.x-k8s.io",
-];
-
-/// A dynamic API for one kind in one version, in the test namespace.
-fn api(env: &TestEnv, kind: &str, version: &str) -> Api<DynamicObject> {
-    let (group, plural) = match kind {
-        "Sandbox" => ("agents.x-k8s.io", "sandboxes"),
-        "SandboxClaim" => ("extensions.agents.x-k8s.io", "sandboxclaims"),
-        "SandboxTemplate" => ("extensions.agents.x-k8s.io", "sandboxtemplates"),
-        _ => ("extensions.agents.x-k8s.io", "sandboxwarmpools"),
-    };
-    let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    Api::namespaced_with(env.client.clone(), &env.namespace, &resource)
-}
-
-fn object(kind: &str, version: &str, name: &str, spec: Value) -> anyhow::Result<DynamicObject> {
-    let group = if kind == "Sandbox" {
-        "agents.x-k8s.io"
-    } else {
-        "extensions.agents.x-k8s.io"
-    };
-    Ok(serde_json::from_value(json!({
-        "apiVersion": format!("{group}/{version}"),
-        "kind": kind,
-        "metadata": { "name": name },
-        "spec": spec,
-    }))?)
-}
-
-fn pod_template() -> Value {
-    json!({ "spec": { "containers": [{ "name": "agent", "image": "registry.invalid/agent:1" }] } })
-}
-
-/// Retries `attempt` until it succeeds or [`TIMEOUT`] passes (see [`RETRY_PAUSE`]).
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(error) if tokio::time::Instant::now() >= deadline => {
-                return Err(error.context(format!("{what}: still failing after {TIMEOUT:?}")));
-            }
-            Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
-        }
-    }
-}
-
-/// Waits until the controller's log shows `needle`; used to know a controller is past its start-up
-/// (a SIGTERM while its caches sync is answered only after the shutdown grace period).
-async fn wait_logged(controller: &Controller, needle: &str) -> anyhow::Result<()> {
-    eventually("the controller to finish starting", || {
-        let logged = controller.tail(400).contains(needle);
-        async move {
-            ensure!(logged, "{needle:?} not logged yet");
-            Ok(())
-        }
-    })
-    .await
-}
-
-/// Logged by a replica whose Sandbox controller runs.
-const STARTED: &str = "caches synced";
-
-/// First port tried for the webhook: below the ephemeral range (32768 and up on Linux), so no outgoing
-/// connection can take it while the controller restarts on the same port. `AGENT_SANDBOX_PORT_OFFSET`
-/// shifts it like the cluster's own ports.
-const WEBHOOK_PORT_BASE: u16 = 29443;
-
-/// A free local port for a webhook (the API server must be told the port before the controller binds
-/// it); `skip` ports are passed over (ones already handed out in this run).
-fn free_port(skip: &[u16]) -> anyhow::Result<u16> {
-    let offset: u16 = std::env::var("AGENT_SANDBOX_PORT_OFFSET")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let first = WEBHOOK_PORT_BASE.saturating_add(offset);
-    (first..first.saturating_add(100))
-        .filter(|port| !skip.contains(port))
-        .find(|port| std::net::TcpListener::bind(("0.0.0.0", *port)).is_ok())
-        .with_context(|| format!("no free port in {first}..{}", first.saturating_add(100)))
-}
-
-/// Waits until every CRD calls `url` with a caBundle, and returns the caBundle.
-async fn wait_for_crds_pointing_at(env: &TestEnv, url: &str) -> anyhow::Result<Vec<u8>> {
-    let api: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    let mut bundles = Vec::new();
-    for name in CRDS {
-        let crd = wait_for_object(
-            &api,
-            name,
-            "the controller to point the CRD's conversion at its webhook",
-            TIMEOUT,
-            |crd: Option<&CustomResourceDefinition>| {
-                let config = crd
-                    .and_then(|c| c.spec.conversion.as_ref())
-                    .and_then(|c| c.webhook.as_ref())
-                    .and_then(|w| w.client_config.as_ref());
-                config.is_some_and(|c| {
-                    c.url.as_deref() == Some(url) && c.ca_bundle.is_some() && c.service.is_none()
-                })
-            },
-        )
-        .await?;
-        let bundle = crd
-            .spec
-            .conversion
-            .and_then(|c| c.webhook)
-            .and_then(|w| w.client_config)
-            .and_then(|c| c.ca_bundle)
-            .map(|b| b.0)
-            .unwrap_or_default();
-        bundles.push(bundle);
-    }
-    ensure!(
-        bundles.windows(2).all(|w| w[0] == w[1]),
-        "the CRDs trust different CAs"
-    );
-    Ok(bundles.remove(0))
-}
+use webhook_support::{
+    CRDS, SECRET, STARTED, SYSTEM_NAMESPACE, TIMEOUT, api, cert_dir, eventually, free_port, object,
+    pod_template, start_controller, start_controller_with, wait_for_crds_pointing_at, wait_logged,
+};
 
 async fn secret_ca(env: &TestEnv) -> anyhow::Result<(Vec<u8>, String)> {
     let secret = Api::<Secret>::namespaced(env.client.clone(), SYSTEM_NAMESPACE)
@@ -318,7 +185,12 @@ async fn v1alpha1_requests_carry_the_deprecation_warning(env: &TestEnv) -> anyho
 /// earlier run left, and returns a kubeconfig of that ServiceAccount: the webhook then proves the RBAC
 /// covers creating the Secret and patching the CRDs.
 async fn service_account(env: &TestEnv) -> anyhow::Result<PathBuf> {
-    let kubeconfig = install_service_account(&env.client, &["rbac.yaml"], "conversion-sa").await?;
+    let kubeconfig = install_service_account(
+        &env.client,
+        &["controller/rbac.yaml", "migration/rbac-webhook.yaml"],
+        "conversion-sa",
+    )
+    .await?;
     delete_secret(env).await?;
     Ok(kubeconfig)
 }
@@ -331,45 +203,6 @@ async fn delete_secret(env: &TestEnv) -> anyhow::Result<()> {
         wait_deleted(&secrets, &old, TIMEOUT).await?;
     }
     Ok(())
-}
-
-/// Where controller `name` writes its serving certificate.
-fn cert_dir(env: &TestEnv, name: &str) -> PathBuf {
-    workspace_root()
-        .join("target/e2e-logs")
-        .join(format!("{name}-{}-certs", env.namespace))
-}
-
-fn start_controller(
-    env: &TestEnv,
-    kubeconfig: &Path,
-    name: &str,
-    port: u16,
-    url: &str,
-) -> anyhow::Result<Controller> {
-    start_controller_with(env, kubeconfig, name, port, url, &[])
-}
-
-fn start_controller_with(
-    env: &TestEnv,
-    kubeconfig: &Path,
-    name: &str,
-    port: u16,
-    url: &str,
-    extra: &[&str],
-) -> anyhow::Result<Controller> {
-    let port = format!("--webhook-port={port}");
-    let url = format!("--webhook-url={url}");
-    let namespace = format!("--webhook-namespace={SYSTEM_NAMESPACE}");
-    let dir = format!("--webhook-cert-dir={}", cert_dir(env, name).display());
-    let mut args = vec![
-        port.as_str(),
-        url.as_str(),
-        namespace.as_str(),
-        dir.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Controller::start(name, kubeconfig, &args)
 }
 
 /// Two replicas starting at once with no Secret serve under one CA: whichever loses the race for the
@@ -535,8 +368,8 @@ async fn both_versions_are_served_through_the_controllers_webhook() -> anyhow::R
         crds::install_with_webhook(&env.client).await?;
         let mut controller = None;
         let result = scenarios(&env, &mut controller).await;
-        // Always: the CRDs go back to strategy None before the webhook goes away.
-        let reset = crds::reset_conversion(&env.client).await;
+        // Always: the default CRDs come back (strategy None before the webhook goes away).
+        let reset = crds::restore_default(&env.client).await;
         let stopped = match controller.as_mut() {
             Some(controller) => {
                 if result.is_err() {
@@ -548,7 +381,7 @@ async fn both_versions_are_served_through_the_controllers_webhook() -> anyhow::R
         };
         match (result, reset, stopped) {
             (Err(error), _, _) => Err(error),
-            (Ok(()), Err(error), _) => Err(error.context("restoring conversion strategy None")),
+            (Ok(()), Err(error), _) => Err(error.context("restoring the default CRDs")),
             (Ok(()), Ok(()), stopped) => stopped,
         }
     })

@@ -17,7 +17,8 @@ use common::TIMEOUT;
 async fn sandbox_controller_runs_with_its_own_rbac() -> anyhow::Result<()> {
     let client = cluster::client().await?;
     crds::install(&client).await?;
-    let kubeconfig = install_service_account(&client, &["rbac.yaml"], "controller-sa").await?;
+    let kubeconfig =
+        install_service_account(&client, &["controller/rbac.yaml"], "controller-sa").await?;
     // A lease of its own: a lease left behind by an earlier, killed run must not delay this one.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let lease = format!("e2e-{}", now.as_millis());

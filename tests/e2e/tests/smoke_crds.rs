@@ -1,10 +1,12 @@
-//! Our CRDs against the real API server: they install, the example manifests are accepted, and invalid
+//! Our CRDs against the real API server: the default install is upstream 1.0's (v1beta1 only, no
+//! webhook), every example manifest applies with `kubectl apply` (client- and server-side), and invalid
 //! objects are rejected with the schema's own message.
 
 use std::path::PathBuf;
 
-use agent_sandbox_testkit::{TestEnv, crds, workspace_root};
+use agent_sandbox_testkit::{TestEnv, crds, kubectl, workspace_root};
 use anyhow::{Context, bail, ensure};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::{Scope, pinned_kind};
 use kube::{Api, Client, ResourceExt};
@@ -109,7 +111,7 @@ fn example_files() -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn install(client: &Client) -> anyhow::Result<()> {
+async fn install(client: &Client) -> anyhow::Result<&'static [CustomResourceDefinition]> {
     let installed = crds::ensure_installed(client).await?;
     let mut names: Vec<String> = installed.iter().map(ResourceExt::name_any).collect();
     names.sort();
@@ -117,34 +119,101 @@ async fn install(client: &Client) -> anyhow::Result<()> {
         names == EXPECTED_CRDS,
         "deploy/crds holds {names:?}, expected {EXPECTED_CRDS:?}"
     );
-    Ok(())
+    Ok(installed)
 }
 
 #[tokio::test]
 async fn the_crds_install_and_become_established() -> anyhow::Result<()> {
-    TestEnv::run(
-        "crds-install",
-        |env| async move { install(&env.client).await },
-    )
+    TestEnv::run("crds-install", |env| async move {
+        install(&env.client).await.map(drop)
+    })
+    .await
+}
+
+/// `kubectl apply` (with `extra` flags) of every example manifest into the test namespace succeeds, and
+/// each object is then stored.
+async fn examples_apply(env: &TestEnv, extra: &[&str]) -> anyhow::Result<()> {
+    install(&env.client).await?;
+    for file in example_files()? {
+        let path = file.to_string_lossy().into_owned();
+        let mut args = vec!["apply", "-n", env.namespace.as_str(), "-f", path.as_str()];
+        args.extend_from_slice(extra);
+        let output = kubectl::output(&args).await?;
+        ensure!(
+            output.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = std::fs::read_to_string(&file)?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc)?;
+            if value.is_null() {
+                continue;
+            }
+            let api = api_for(
+                env,
+                value["apiVersion"].as_str().unwrap_or_default(),
+                value["kind"].as_str().unwrap_or_default(),
+            )
+            .await?;
+            let name = value["metadata"]["name"].as_str().unwrap_or_default();
+            api.get(name)
+                .await
+                .with_context(|| format!("{} applied but {name} is not stored", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_example_manifest_applies_client_side() -> anyhow::Result<()> {
+    TestEnv::run("crds-examples-csa", |env| async move {
+        examples_apply(&env, &[]).await
+    })
     .await
 }
 
 #[tokio::test]
-async fn every_example_manifest_is_accepted() -> anyhow::Result<()> {
-    TestEnv::run("crds-examples", |env| async move {
-        install(&env.client).await?;
-        for file in example_files()? {
-            let text = std::fs::read_to_string(&file)?;
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let value = Value::deserialize(doc)?;
-                if value.is_null() {
-                    continue;
-                }
-                let created = create(&env, value)
-                    .await?
-                    .with_context(|| format!("the API server rejected {}", file.display()))?;
-                ensure!(created.uid().is_some(), "{} was not stored", file.display());
-            }
+async fn every_example_manifest_applies_server_side() -> anyhow::Result<()> {
+    TestEnv::run("crds-examples-ssa", |env| async move {
+        examples_apply(&env, &["--server-side"]).await
+    })
+    .await
+}
+
+/// The default install's CRDs, as the API server has them: v1beta1 alone, no conversion webhook; a
+/// v1alpha1 request finds nothing.
+#[tokio::test]
+async fn the_default_install_serves_only_v1beta1_without_a_webhook() -> anyhow::Result<()> {
+    TestEnv::run("crds-v1beta1-only", |env| async move {
+        for crd in install(&env.client).await? {
+            let versions: Vec<(&str, bool, bool)> = crd
+                .spec
+                .versions
+                .iter()
+                .map(|v| (v.name.as_str(), v.served, v.storage))
+                .collect();
+            ensure!(
+                versions == [("v1beta1", true, true)],
+                "{} has versions {versions:?}",
+                crd.name_any()
+            );
+            let strategy = crd.spec.conversion.as_ref().map(|c| c.strategy.as_str());
+            ensure!(
+                strategy.is_none_or(|s| s == "None"),
+                "{} converts by {strategy:?}",
+                crd.name_any()
+            );
+        }
+        let mut sandbox = sandbox_v1beta1("old");
+        sandbox["apiVersion"] = json!("agents.x-k8s.io/v1alpha1");
+        match create(&env, sandbox).await {
+            Err(error) => ensure!(
+                format!("{error:#}").contains("agents.x-k8s.io/v1alpha1"),
+                "unexpected error: {error:#}"
+            ),
+            Ok(created) => bail!("v1alpha1 is served: {created:?}"),
         }
         Ok(())
     })
@@ -170,21 +239,6 @@ async fn an_unknown_enum_value_is_rejected() -> anyhow::Result<()> {
         assert_rejected(
             create(&env, claim).await?,
             &["spec.lifecycle.shutdownPolicy", "Unsupported value: \"Shred\""],
-        )
-    })
-    .await
-}
-
-#[tokio::test]
-async fn two_replicas_on_a_v1alpha1_sandbox_are_rejected() -> anyhow::Result<()> {
-    TestEnv::run("crds-replicas", |env| async move {
-        install(&env.client).await?;
-        let mut sandbox = sandbox_v1beta1("two");
-        sandbox["apiVersion"] = json!("agents.x-k8s.io/v1alpha1");
-        sandbox["spec"]["replicas"] = json!(2);
-        assert_rejected(
-            create(&env, sandbox).await?,
-            &["spec.replicas", "should be less than or equal to 1"],
         )
     })
     .await

@@ -13,7 +13,7 @@ async fn warm_pool_controllers_run_with_their_own_rbac() -> anyhow::Result<()> {
     crds::install(&client).await?;
     let kubeconfig = install_service_account(
         &client,
-        &["rbac.yaml", "rbac-extensions.yaml"],
+        &["controller/rbac.yaml", "controller/rbac-extensions.yaml"],
         "warm-pools-sa",
     )
     .await?;

@@ -24,21 +24,12 @@ pub struct Controller {
 
 impl Controller {
     /// Starts the controller against `kubeconfig` on free ports, with leader election off unless
-    /// `extra_args` set `--leader-elect`, and the conversion webhook off unless they set
-    /// `--enable-webhook` or any `--webhook-…` flag.
+    /// `extra_args` set `--leader-elect`.
     pub fn start(name: &str, kubeconfig: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         let leader = if extra_args.iter().any(|a| a.starts_with("--leader-elect")) {
             None
         } else {
             Some("--leader-elect=false")
-        };
-        let webhook = if extra_args
-            .iter()
-            .any(|a| a.starts_with("--enable-webhook") || a.starts_with("--webhook-"))
-        {
-            None
-        } else {
-            Some("--enable-webhook=false")
         };
         let log = process::log_path(name)?;
         let file =
@@ -50,7 +41,6 @@ impl Controller {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(leader)
-            .args(webhook)
             .arg("--metrics-bind-address=127.0.0.1:0")
             .args([
                 "--health-probe-bind-address=127.0.0.1:0",
@@ -132,17 +122,21 @@ pub async fn service_account_kubeconfig(
 /// The controller's namespace in deploy/ (where its ServiceAccount lives).
 pub const SYSTEM_NAMESPACE: &str = "agent-sandbox-system";
 
-/// Installs the controller's namespace, ServiceAccount and the given RBAC files from deploy/controller,
-/// and writes `target/e2e-logs/<name>.kubeconfig` authenticating as that ServiceAccount.
+/// Installs the controller's namespace and ServiceAccount from deploy/controller and the given RBAC
+/// files (paths under deploy/, e.g. `controller/rbac.yaml`), and writes
+/// `target/e2e-logs/<name>.kubeconfig` authenticating as that ServiceAccount.
 pub async fn install_service_account(
     client: &kube::Client,
     rbac_files: &[&str],
     name: &str,
 ) -> anyhow::Result<PathBuf> {
-    let deploy = workspace_root().join("deploy/controller");
-    for file in ["namespace.yaml", "service-account.yaml"]
-        .iter()
-        .chain(rbac_files)
+    let deploy = workspace_root().join("deploy");
+    for file in [
+        "controller/namespace.yaml",
+        "controller/service-account.yaml",
+    ]
+    .iter()
+    .chain(rbac_files)
     {
         crate::manifests::apply_file(client, &deploy.join(file), SYSTEM_NAMESPACE).await?;
     }

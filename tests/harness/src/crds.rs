@@ -1,8 +1,9 @@
-//! Installs the project's CRDs from deploy/crds/*.yaml and waits until they are Established.
+//! Installs the project's CRDs and waits until they are Established.
 //!
-//! [`install`] forces the conversion strategy `None` (the API server then stores objects of any served
-//! version as they are), so suites need no webhook; [`install_with_webhook`] keeps the files' `Webhook`
-//! strategy for the conversion suite, whose controller points it at itself.
+//! [`install`] applies the default install's (deploy/crds: v1beta1 only, no conversion), which every
+//! suite uses; [`install_with_webhook`] applies the migration install's (deploy/migration/crds: v1alpha1
+//! served too, through the `Webhook` strategy) for the suites of the conversion webhook and the upgrade,
+//! whose controller points it at itself. Those suites call [`restore_default`] at the end.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,14 +23,23 @@ use crate::workspace::workspace_root;
 /// Field manager of the harness's server-side applies.
 const MANAGER: &str = "agent-sandbox-testkit";
 
-/// deploy/crds of this checkout.
+/// deploy/crds of this checkout: the default install's CRDs.
 pub fn crd_dir() -> PathBuf {
     workspace_root().join("deploy").join("crds")
 }
 
-/// Reads every CRD in deploy/crds/*.yaml (several documents per file allowed); fails if there are none.
+/// deploy/migration/crds of this checkout: the migration install's CRDs.
+pub fn migration_crd_dir() -> PathBuf {
+    workspace_root().join("deploy/migration/crds")
+}
+
+/// Reads every CRD in deploy/crds/*.yaml; fails if there are none.
 pub fn load() -> anyhow::Result<Vec<CustomResourceDefinition>> {
-    let dir = crd_dir();
+    load_from(crd_dir())
+}
+
+/// Reads every CRD in `dir`/*.yaml (several documents per file allowed); fails if there are none.
+pub fn load_from(dir: PathBuf) -> anyhow::Result<Vec<CustomResourceDefinition>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -73,22 +83,49 @@ pub async fn ensure_installed(
         .map(Vec::as_slice)
 }
 
-/// Applies every CRD (conversion strategy None) and waits until each is Established.
+/// Applies the default install's CRDs and waits until each is Established.
 pub async fn install(client: &Client) -> anyhow::Result<Vec<CustomResourceDefinition>> {
-    apply(client, false).await
+    apply(client, load()?).await
 }
 
-/// Applies every CRD as deploy/crds has it (conversion strategy Webhook, no caBundle yet) and waits
-/// until each is Established. Call [`reset_conversion`] afterwards.
+/// Applies the migration install's CRDs (conversion strategy Webhook, no caBundle yet) and waits until
+/// each is Established. Call [`restore_default`] afterwards.
 pub async fn install_with_webhook(
     client: &Client,
 ) -> anyhow::Result<Vec<CustomResourceDefinition>> {
-    apply(client, true).await
+    apply(client, load_from(migration_crd_dir())?).await
+}
+
+/// Puts the default install's CRDs back after a suite that changed them: conversion strategy None
+/// first (before any webhook goes away), `status.storedVersions` pruned to what the default CRDs serve
+/// (a test cluster's shortcut, after the suite's objects are gone: the API server refuses to stop
+/// serving a version still listed there), then the default CRDs.
+pub async fn restore_default(client: &Client) -> anyhow::Result<()> {
+    reset_conversion(client).await?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in load()? {
+        let name = crd.name_any();
+        let Some(installed) = api.get_opt(&name).await? else {
+            continue;
+        };
+        let stored = installed
+            .status
+            .and_then(|s| s.stored_versions)
+            .unwrap_or_default();
+        let served: Vec<String> = crd.spec.versions.iter().map(|v| v.name.clone()).collect();
+        if stored.iter().any(|v| !served.contains(v)) {
+            let patch = serde_json::json!({ "status": { "storedVersions": served } });
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .with_context(|| format!("pruning the storedVersions of {name}"))?;
+        }
+    }
+    install(client).await.map(drop)
 }
 
 /// Sets the conversion of every installed CRD of ours to strategy None and removes any webhook
 /// config (a controller's merge patch is not owned by our applies, so an apply alone cannot).
-pub async fn reset_conversion(client: &Client) -> anyhow::Result<()> {
+async fn reset_conversion(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let patch =
         serde_json::json!({ "spec": { "conversion": { "strategy": "None", "webhook": null } } });
@@ -108,17 +145,21 @@ pub async fn reset_conversion(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn apply(client: &Client, webhook: bool) -> anyhow::Result<Vec<CustomResourceDefinition>> {
+/// Applies `crds` (server-side, forced, after resetting any webhook config) and waits until each is
+/// Established.
+pub async fn apply(
+    client: &Client,
+    crds: Vec<CustomResourceDefinition>,
+) -> anyhow::Result<Vec<CustomResourceDefinition>> {
     reset_conversion(client).await?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut installed = Vec::new();
-    for mut crd in load()? {
-        if !webhook {
-            crd.spec.conversion = Some(CustomResourceConversion {
-                strategy: "None".into(),
-                webhook: None,
-            });
-        }
+    for mut crd in crds {
+        // Owning the strategy (None unless the file says Webhook) lets a later apply switch it back.
+        crd.spec.conversion.get_or_insert(CustomResourceConversion {
+            strategy: "None".into(),
+            webhook: None,
+        });
         crd.metadata.managed_fields = None;
         crd.metadata.resource_version = None;
         crd.status = None;

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod controller;
 pub mod crds;
 mod env;
+pub mod etcd;
 pub mod fixtures;
 pub mod kubectl;
 pub mod logs;

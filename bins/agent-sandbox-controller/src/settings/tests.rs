@@ -45,7 +45,7 @@ fn defaults_mirror_upstream() {
     assert_eq!(flags.kube_api_qps, -1.0);
     assert_eq!(flags.kube_api_burst, 10);
     assert_eq!(flags.sandbox_concurrent_workers, 100);
-    assert!(flags.enable_webhook);
+    assert!(!flags.enable_webhook);
     assert!(flags.manage_webhook_certs);
     assert_eq!(flags.webhook_port, 9443);
     assert_eq!(
@@ -123,11 +123,12 @@ fn bad_values_are_rejected_with_the_flag_named() {
 }
 
 #[test]
-fn the_webhook_can_be_switched_off_or_run_in_local_mode() {
-    let off = parse(&["--leader-elect=false", "--enable-webhook=false"]);
+fn the_webhook_is_off_by_default_and_can_run_in_local_mode() {
+    let off = parse(&["--leader-elect=false"]);
     assert!(off.settings().is_ok_and(|_| off.webhook().is_none()));
     let local = parse(&[
         "--leader-elect=false",
+        "--enable-webhook=true",
         "--webhook-port=19443",
         "--webhook-url=https://127.0.0.1:19443/convert",
     ]);
@@ -240,4 +241,18 @@ fn warnings_match_upstream_thresholds() {
         "--kube-api-qps=5",
     ]);
     assert_eq!(flags.warnings().len(), 2);
+}
+
+#[test]
+fn a_webhook_url_without_the_webhook_is_warned_about() {
+    let flags = parse(&["--webhook-url=https://127.0.0.1:19443/convert"]);
+    assert_eq!(
+        flags.warnings(),
+        ["--webhook-url has no effect without --enable-webhook=true"]
+    );
+    let enabled = parse(&[
+        "--enable-webhook=true",
+        "--webhook-url=https://127.0.0.1:19443/convert",
+    ]);
+    assert!(enabled.warnings().is_empty());
 }

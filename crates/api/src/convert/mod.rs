@@ -12,4 +12,5 @@ mod spoke;
 mod template;
 mod warmpool;
 
+pub use claim::SHADOW_POOL_PREFIX;
 pub use spoke::{ConversionError, Spoke};
