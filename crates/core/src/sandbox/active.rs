@@ -1,4 +1,4 @@
-//! A pass over a live Sandbox: PVCs, then the Pod and the pod-name annotation, then the Service; and,
+//! A pass over a live Sandbox: PVCs, then the Pod, then the Service; and,
 //! given which of those writes failed, the status, events and error the pass ends with.
 
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub(super) struct Active {
     invalid: Option<String>,
 }
 
-/// The writes of an active pass, in order: PVCs, the Pod, the pod-name annotation, the Service.
+/// The writes of an active pass, in order: PVCs, the Pod, the Service.
 pub(super) fn decide(
     observed: &Observed,
     old: SandboxStatus,
@@ -70,7 +70,6 @@ pub(super) fn decide(
     };
     let mut pod = tracked_pod::reconcile(observed, &hash, &uid, intent);
     actions.extend(pod.action.take());
-    actions.extend(pod.annotation_patch(sandbox));
 
     let service = match pod.multiple {
         Some(_) => ServiceStep {

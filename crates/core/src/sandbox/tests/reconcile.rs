@@ -51,11 +51,9 @@ fn minimal_spec_creates_a_pod_and_reports_it_pending() {
             "Pod exists with phase: ".into()
         )
     );
-    assert_eq!(
-        annotations_of(&world.sandbox().metadata)
-            .get(annotations::POD_NAME)
-            .map(String::as_str),
-        Some(NAME)
+    assert!(
+        !annotations_of(&world.sandbox().metadata).contains_key(annotations::POD_NAME),
+        "the legacy pod-name annotation is not written"
     );
     assert!(pass.outcome.error.is_none());
 }

@@ -282,21 +282,12 @@ impl World {
         if let Some(error) = &self.pod_lookup_error {
             return Err(error.clone());
         }
-        let sandbox = self.sandbox();
-        let tracked = sandbox
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(agent_sandbox_api::keys::annotations::POD_NAME))
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .unwrap_or_else(|| NAME.to_owned());
         let label = agent_sandbox_api::keys::labels::SANDBOX_NAME_HASH;
         Ok(self
             .pods
             .iter()
             .filter(|p| {
-                p.metadata.name.as_deref() == Some(tracked.as_str())
+                p.metadata.name.as_deref() == Some(NAME)
                     || p.metadata.labels.as_ref().and_then(|l| l.get(label)) == Some(&hash())
             })
             .cloned()
@@ -393,11 +384,6 @@ impl World {
             }
             Action::DeleteService { name, .. } => {
                 self.services.retain(|s| !named(&s.metadata, name))
-            }
-            Action::PatchSandbox { patch } => {
-                if let Some(sandbox) = self.sandbox.as_mut() {
-                    patch_object(sandbox, patch);
-                }
             }
             Action::DeleteSandbox { .. } => self.sandbox = None,
         }

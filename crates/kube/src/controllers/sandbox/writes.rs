@@ -44,7 +44,6 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::ReplaceService(_) => "replace_service",
         Action::PatchService { .. } => "patch_service",
         Action::DeleteService { .. } => "delete_service",
-        Action::PatchSandbox { .. } => "patch_sandbox",
         Action::DeleteSandbox { .. } => "delete_sandbox",
     }
 }
@@ -101,10 +100,6 @@ async fn execute_one(
         }
         Action::DeleteService { name, uid } => {
             delete_with_uid::<Service>(writer, namespace, name, uid, Some(ChildKind::Service)).await
-        }
-        Action::PatchSandbox { patch } => {
-            let patched: Sandbox = writer.patch(namespace, name, None, patch).await?;
-            Ok(sandbox_written(sandbox, &patched))
         }
         Action::DeleteSandbox { uid } => {
             delete_with_uid::<Sandbox>(writer, namespace, name, uid, None).await
@@ -253,7 +248,6 @@ mod tests {
                 name: String::new(),
                 uid: String::new(),
             },
-            Action::PatchSandbox { patch: json!({}) },
             Action::DeleteSandbox { uid: String::new() },
         ];
         let names: std::collections::BTreeSet<_> = actions.iter().map(action_name).collect();
