@@ -286,6 +286,55 @@ fn claim_owned_sandbox_pods_get_the_template_label_but_not_the_pool_label() {
 }
 
 #[test]
+fn the_pod_of_a_claims_sandbox_carries_the_claim_uid() {
+    let s = label(
+        owned_by_extension(sandbox(), "SandboxClaim"),
+        labels::CLAIM_UID,
+        "claim-uid",
+    );
+    let mut world = World::new(s);
+    world.pass();
+    assert_eq!(
+        pod_labels(&world, NAME)
+            .get(labels::CLAIM_UID)
+            .map(String::as_str),
+        Some("claim-uid")
+    );
+}
+
+#[test]
+fn a_warm_pod_gains_the_claim_uid_when_a_claim_adopts_its_sandbox_and_loses_it_after() {
+    let pool_owned = owned_by_extension(sandbox(), "SandboxWarmPool");
+    let mut world = World::new(pool_owned);
+    world.pass();
+    assert!(!pod_labels(&world, NAME).contains_key(labels::CLAIM_UID));
+    let claimed = label(
+        owned_by_extension(world.sandbox().clone(), "SandboxClaim"),
+        labels::CLAIM_UID,
+        "claim-uid",
+    );
+    world.sandbox = Some(claimed);
+    let pass = world.pass();
+    assert!(
+        pass.actions
+            .iter()
+            .all(|a| !matches!(a, Action::CreatePod(_) | Action::DeletePod { .. })),
+        "the warm Pod is kept"
+    );
+    assert_eq!(
+        pod_labels(&world, NAME)
+            .get(labels::CLAIM_UID)
+            .map(String::as_str),
+        Some("claim-uid")
+    );
+    let mut released = world.sandbox().clone();
+    released.metadata.owner_references = None;
+    world.sandbox = Some(released);
+    world.pass();
+    assert!(!pod_labels(&world, NAME).contains_key(labels::CLAIM_UID));
+}
+
+#[test]
 fn adoption_by_a_claim_moves_the_pod_labels_along() {
     let pool_owned = label(
         label(
