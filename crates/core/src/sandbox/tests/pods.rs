@@ -439,7 +439,10 @@ fn a_legacy_pod_name_annotation_is_neither_followed_nor_changed() {
             .is_some_and(|p| p.metadata.owner_references.is_none()),
         "the Pod the annotation names is not adopted"
     );
-    assert!(world.pod(NAME).is_some(), "the Pod is named like the Sandbox");
+    assert!(
+        world.pod(NAME).is_some(),
+        "the Pod is named like the Sandbox"
+    );
     assert_eq!(pod_annotation(&world).as_deref(), Some("warm-pod"), "kept");
     assert!(pass.outcome.error.is_none());
 }
@@ -477,7 +480,10 @@ fn suspended_with_an_annotated_foreign_pod_leaves_the_pod_and_the_annotation() {
     assert!(pass.actions.is_empty(), "{:?}", pass.actions);
     assert!(world.pod("other").is_some());
     let a = annotations_of(&world.sandbox().metadata);
-    assert_eq!(a.get(annotations::POD_NAME).map(String::as_str), Some("other"));
+    assert_eq!(
+        a.get(annotations::POD_NAME).map(String::as_str),
+        Some("other")
+    );
     assert_eq!(a.get("keep").map(String::as_str), Some("me"));
     assert_eq!(
         world.cond("Suspended").map(|c| c.1),
@@ -612,7 +618,11 @@ fn an_owned_pod_of_another_name_stays_in_use_and_no_second_pod_is_created() {
             .all(|a| !matches!(a, Action::CreatePod(_)))
     );
     assert!(world.pod("survivor").is_some());
-    assert_eq!(pod_annotation(&world).as_deref(), Some("gone"), "not repaired");
+    assert_eq!(
+        pod_annotation(&world).as_deref(),
+        Some("gone"),
+        "not repaired"
+    );
 }
 
 #[test]

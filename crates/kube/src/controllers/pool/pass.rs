@@ -18,7 +18,6 @@ use crate::runtime::control_loop::{Reconcile, requeue_after};
 use crate::runtime::error::Error;
 use crate::runtime::events::EventPublisher;
 
-
 /// What every pool pass shares.
 pub struct PoolPass {
     /// Plan settings.
