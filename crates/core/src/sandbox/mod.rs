@@ -2,6 +2,7 @@
 
 mod active;
 mod conditions;
+mod configuration;
 mod decide;
 mod expiry;
 mod owner;

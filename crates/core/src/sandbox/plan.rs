@@ -156,6 +156,21 @@ pub struct Failure {
     pub index: usize,
     /// The error text (shown in the Ready condition).
     pub message: String,
+    /// The API server rejected the object itself (400, 422): sending it again cannot succeed.
+    pub invalid: bool,
+}
+
+/// A failed action as a pass's end reads it.
+#[derive(Clone, Debug)]
+pub(super) struct Failed<'a> {
+    /// The child the action touches.
+    pub target: Target,
+    /// The action.
+    pub action: &'a Action,
+    /// What failed, for conditions and errors.
+    pub message: String,
+    /// See [`Failure::invalid`].
+    pub invalid: bool,
 }
 
 /// The end of a pass: what to write and when to come back.

@@ -5,7 +5,7 @@ use agent_sandbox_api::v1beta1::{SandboxStatus, ShutdownPolicy};
 use k8s_openapi::jiff::Timestamp;
 
 use super::owner::uid_of;
-use super::plan::{Action, Failure, Observed, Outcome, Target};
+use super::plan::{Action, Failed, Failure, Observed, Outcome, Target};
 use super::status::{expired_status, patch_if_changed};
 use crate::ownership::{Ownership, ownership};
 
@@ -72,15 +72,15 @@ pub(super) fn decide(
 pub(super) fn finish(
     teardown: Teardown,
     actions: &[Action],
-    described: Vec<(Target, &Action, String)>,
+    described: Vec<Failed>,
     failures: &[Failure],
 ) -> Outcome {
     let mut errors = teardown.errors;
     errors.extend(
         described
-            .iter()
-            .filter(|(t, _, _)| *t != Target::Sandbox)
-            .map(|(_, _, m)| m.clone()),
+            .into_iter()
+            .filter(|f| f.target != Target::Sandbox)
+            .map(|f| f.message),
     );
     if teardown.deletes_sandbox {
         let index = actions

@@ -368,3 +368,29 @@ fn the_bound_sandbox_service_fqdn_is_mirrored_once_it_appears() {
         "claim-sb.ns.svc.cluster.local"
     );
 }
+
+#[test]
+fn the_fail_fast_reasons_of_the_sandbox_reach_the_claim_verbatim() {
+    for (reason, message) in [
+        (
+            "InvalidConfiguration",
+            "failed to create pod: Pod \"x\" is invalid",
+        ),
+        ("PodFailed", "Pod failed"),
+        ("PodSucceeded", "Pod completed successfully"),
+    ] {
+        let mut ready = condition("Ready", "False", reason, 50);
+        ready.message = message.into();
+        let status = run(
+            &Default::default(),
+            None,
+            false,
+            Some(&sandbox(vec![ready])),
+        );
+        assert_eq!(
+            ready_of(&status),
+            ("False".into(), reason.into(), message.into()),
+            "{reason}"
+        );
+    }
+}

@@ -296,6 +296,12 @@ impl World {
 
     /// Runs one pass; `fail` decides which actions fail (by action) and with what message.
     pub fn pass_with(&mut self, fail: impl Fn(&Action) -> Option<String>) -> Pass {
+        self.pass_failing(|action| fail(action).map(|message| (message, false)))
+    }
+
+    /// Runs one pass; `fail` decides which actions fail, with what message, and whether the API server
+    /// rejected the object as invalid.
+    pub fn pass_failing(&mut self, fail: impl Fn(&Action) -> Option<(String, bool)>) -> Pass {
         let sandbox = self.sandbox().clone();
         let pvc_names: Vec<String> = sandbox
             .spec
@@ -325,7 +331,11 @@ impl World {
         let mut failures = Vec::new();
         for (index, action) in actions.iter().enumerate() {
             match fail(action) {
-                Some(message) => failures.push(Failure { index, message }),
+                Some((message, invalid)) => failures.push(Failure {
+                    index,
+                    message,
+                    invalid,
+                }),
                 None => self.apply(action),
             }
         }

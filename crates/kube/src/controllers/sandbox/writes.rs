@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use serde_json::Value;
 
 use crate::controllers::sandbox::expectations::{ChildKey, ChildKind, Expected};
-use crate::runtime::error::failure_message;
+use crate::runtime::error::{ErrorKind, failure_message};
 use crate::runtime::writes::{Guard, Writable, Writer};
 
 /// A write whose effect the caches must show before the Sandbox is decided on again.
@@ -64,6 +64,7 @@ pub async fn execute(writer: &Writer, sandbox: &Sandbox, actions: &[Action]) -> 
                 executed.failures.push(Failure {
                     index,
                     message: failure_message(&error),
+                    invalid: ErrorKind::of(&error) == ErrorKind::Invalid,
                 });
                 executed.errors.push(error);
             }
