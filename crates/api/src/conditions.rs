@@ -28,6 +28,9 @@ pub mod sandbox {
     pub const MULTIPLE_PODS: &str = "MultiplePods";
     /// Ready: a child reconcile error.
     pub const RECONCILER_ERROR: &str = "ReconcilerError";
+    /// Ready: a permanent configuration error (invalid spec, a child name the API server refuses, or a
+    /// create it rejected as invalid); not retried until the Sandbox changes.
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
     /// Ready: `shutdownTime` has passed.
     pub const SANDBOX_EXPIRED: &str = "SandboxExpired";
     /// Suspended=False: the Sandbox is running.
@@ -86,8 +89,8 @@ pub mod events {
     pub const SANDBOX_PROVISIONED: &str = "SandboxProvisioned";
     /// More than one Pod is controlled by a Sandbox.
     pub const MULTIPLE_PODS: &str = "MultiplePods";
-    /// A Sandbox spec fails the semantic checks (not an upstream reason: upstream fails later, at Pod creation).
-    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A Sandbox has a permanent configuration error (as its Ready reason).
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
     /// Some pool members are unschedulable past the readiness grace period.
     pub const WARM_POOL_NOT_PROGRESSING: &str = "WarmPoolNotProgressing";
     /// The pool makes progress again.

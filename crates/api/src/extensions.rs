@@ -93,6 +93,13 @@ pub struct SandboxedObjectStatus {
     /// The bound Sandbox's Pod IPs.
     #[serde(default, rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
     pub pod_ips: Vec<String>,
+    /// The bound Sandbox's `status.serviceFQDN`; empty while it has no Service.
+    #[serde(
+        default,
+        rename = "serviceFQDN",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub service_fqdn: String,
 }
 
 /// Observed state of a SandboxClaim.

@@ -135,7 +135,7 @@ fn alpha_claim(template: &str, warmpool: Option<&str>, bound: &str) -> v1alpha1:
         status: (!bound.is_empty()).then(|| v1alpha1::SandboxClaimStatus {
             sandbox: v1alpha1::SandboxedObjectStatus {
                 name: bound.into(),
-                pod_ips: vec![],
+                ..Default::default()
             },
             ..Default::default()
         }),

@@ -230,6 +230,7 @@ fn claim_status(claim_name: String) -> impl Strategy<Value = Option<SandboxClaim
         s.map(|(name, conditions)| SandboxClaimStatus {
             conditions,
             sandbox: SandboxedObjectStatus {
+                service_fqdn: format!("{name}.ns.svc.cluster.local"),
                 name,
                 pod_ips: vec!["10.0.0.1".into()],
             },

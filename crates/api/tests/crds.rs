@@ -645,7 +645,12 @@ fn field_sets_match_the_specification() {
             &["containerName", "name", "value"],
         ),
         (CLAIM, "v1beta1", "status", &["conditions", "sandbox"]),
-        (CLAIM, "v1beta1", "status.sandbox", &["name", "podIPs"]),
+        (
+            CLAIM,
+            "v1beta1",
+            "status.sandbox",
+            &["name", "podIPs", "serviceFQDN"],
+        ),
         (
             POOL,
             "v1beta1",

@@ -51,6 +51,11 @@ pub fn controlling_pool(sandbox: &Sandbox) -> Option<&str> {
     controller_of(&sandbox.metadata, EXTENSIONS_GROUP, "SandboxWarmPool").map(|r| r.name.as_str())
 }
 
+/// The name of the SandboxClaim controlling `sandbox`.
+pub fn controlling_claim(sandbox: &Sandbox) -> Option<&str> {
+    controller_of(&sandbox.metadata, EXTENSIONS_GROUP, "SandboxClaim").map(|r| r.name.as_str())
+}
+
 /// Classifies `meta` relative to the owner with `owner_uid`.
 pub fn ownership<'a>(meta: &'a ObjectMeta, owner_uid: &str) -> Ownership<'a> {
     match any_controller(meta) {

@@ -23,6 +23,14 @@ async fn claim_scenarios() -> anyhow::Result<()> {
             cold::earlier_of_ttl_and_shutdown_time_wins,
         )),
         Box::pin(TestEnv::run("claim-foreground", cold::delete_foreground)),
+        Box::pin(TestEnv::run(
+            "claim-fqdn",
+            cold::service_fqdn_and_claim_uid_reach_the_claim_and_pod,
+        )),
+        Box::pin(TestEnv::run(
+            "claim-invalid",
+            cold::invalid_configuration_reaches_the_claim,
+        )),
     ])
     .await;
     // The warm scenarios measure a burst each: run them one after the other.

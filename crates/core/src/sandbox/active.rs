@@ -1,4 +1,4 @@
-//! A pass over a live Sandbox: PVCs, then the Pod and the pod-name annotation, then the Service; and,
+//! A pass over a live Sandbox: PVCs, then the Pod, then the Service; and,
 //! given which of those writes failed, the status, events and error the pass ends with.
 
 use std::time::Duration;
@@ -7,17 +7,16 @@ use agent_sandbox_api::conditions::{events as reasons, sandbox as reason, types}
 use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::{SandboxOperatingMode, SandboxStatus};
-use agent_sandbox_api::validate::{self, ValidationContext};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{Inputs, compute};
 use super::owner::uid_of;
-use super::plan::{Action, Config, Observed, Outcome, Target};
+use super::plan::{Action, Config, Failed, Observed, Outcome, Target};
 use super::service::{ServiceState, ServiceStep};
 use super::status::patch_if_changed;
 use super::tracked_pod::PodIntent;
-use super::{pvc, service, tracked_pod};
+use super::{configuration, pvc, service, tracked_pod};
 use crate::conditions as condition_list;
 use crate::events::{Event, EventType};
 
@@ -39,11 +38,12 @@ pub(super) struct Active {
     service: ServiceState,
     service_required_explicitly: bool,
     requeue: Option<Duration>,
-    /// The spec fails the semantic checks: reported, not retried (only a spec change can fix it).
-    invalid: Option<String>,
+    /// Permanent configuration errors: reported once and not retried (only a change of the Sandbox
+    /// can fix them); nothing is created while there are any.
+    invalid: Vec<String>,
 }
 
-/// The writes of an active pass, in order: PVCs, the Pod, the pod-name annotation, the Service.
+/// The writes of an active pass, in order: PVCs, the Pod, the Service.
 pub(super) fn decide(
     observed: &Observed,
     old: SandboxStatus,
@@ -55,22 +55,24 @@ pub(super) fn decide(
     let sandbox = observed.sandbox;
     let uid = uid_of(&sandbox.metadata);
     let hash = name_hash(sandbox.metadata.name.as_deref().unwrap_or_default());
-    let invalid = validate::check(&sandbox.spec, &ValidationContext::default())
-        .err()
-        .map(|problems| format!("invalid spec: {problems}"));
-    let (mut actions, pvc_error) = match invalid {
-        None => pvc::reconcile(observed, &hash, &uid),
-        Some(_) => (Vec::new(), None),
+    let mut invalid = configuration::problems(sandbox);
+    if invalid.is_empty() {
+        invalid.extend(configuration::rejected_earlier(&old, generation));
+    }
+    let may_create = invalid.is_empty();
+    let (mut actions, pvc_error) = if may_create {
+        pvc::reconcile(observed, &hash, &uid)
+    } else {
+        (Vec::new(), None)
     };
 
     let suspended = sandbox.spec.operating_mode() == SandboxOperatingMode::Suspended;
     let intent = PodIntent {
         suspended,
-        may_create: invalid.is_none(),
+        may_create,
     };
     let mut pod = tracked_pod::reconcile(observed, &hash, &uid, intent);
     actions.extend(pod.action.take());
-    actions.extend(pod.annotation_patch(sandbox));
 
     let service = match pod.multiple {
         Some(_) => ServiceStep {
@@ -78,7 +80,7 @@ pub(super) fn decide(
             action: None,
             error: None,
         },
-        None => service::reconcile(observed, &hash, &uid),
+        None => service::reconcile(observed, &hash, &uid, may_create),
     };
     actions.extend(service.action);
 
@@ -103,8 +105,8 @@ pub(super) fn decide(
     (actions, active)
 }
 
-/// The end of an active pass, given the failed writes (`described`: target, action and message).
-pub(super) fn finish(active: Active, described: Vec<(Target, &Action, String)>) -> Outcome {
+/// The end of an active pass, given the failed writes.
+pub(super) fn finish(active: Active, described: Vec<Failed>) -> Outcome {
     let active = with_failures(active, described);
     let status = status(&active);
     let events = events(&active);
@@ -117,24 +119,38 @@ pub(super) fn finish(active: Active, described: Vec<(Target, &Action, String)>) 
 }
 
 /// The pass as the failed writes left it: a Pod that failed to be created is not there, and a Service
-/// write that failed leaves the Service fields unchanged.
-fn with_failures(mut active: Active, described: Vec<(Target, &Action, String)>) -> Active {
-    for (target, action, message) in described {
+/// write that failed leaves the Service fields unchanged. A create the API server rejected as invalid
+/// is a configuration error.
+fn with_failures(mut active: Active, described: Vec<Failed>) -> Active {
+    for Failed {
+        target,
+        action,
+        message,
+        invalid,
+    } in described
+    {
+        let create = matches!(
+            action,
+            Action::CreatePod(_) | Action::CreateService(_) | Action::CreatePvc(_)
+        );
+        if matches!(action, Action::CreatePod(_)) {
+            active.pod = None;
+        }
+        if target == Target::Service {
+            active.service = ServiceState::Unchanged;
+        }
+        if create && invalid {
+            active.invalid.push(message);
+            continue;
+        }
         match target {
             Target::Pod => {
-                if matches!(action, Action::CreatePod(_)) {
-                    active.pod = None;
-                }
                 active.pod_error = Some(match active.pod_error.take() {
                     Some(earlier) => format!("{earlier}; {message}"),
                     None => message,
                 });
             }
-            Target::Service => {
-                active.service = ServiceState::Unchanged;
-                active.other_errors.push(message);
-            }
-            Target::Pvc | Target::Sandbox => active.other_errors.push(message),
+            Target::Service | Target::Pvc | Target::Sandbox => active.other_errors.push(message),
         }
     }
     active
@@ -204,18 +220,14 @@ fn condition_inputs(active: &Active) -> Inputs<'_> {
         pod_owned: active.pod_owned,
         pod_error: active.pod_error.clone(),
         multiple_pods: active.multiple_pods.clone(),
-        other_errors: active
-            .invalid
-            .iter()
-            .chain(&active.other_errors)
-            .cloned()
-            .collect(),
+        invalid: active.invalid.clone(),
+        other_errors: active.other_errors.clone(),
         service_required: active.service_required_explicitly || service_exists,
         service_exists,
     }
 }
 
-/// Warnings for a newly seen multiple-Pods state or invalid spec (not repeated while it lasts).
+/// Warnings for a newly seen multiple-Pods state or configuration error (not repeated while it lasts).
 fn events(active: &Active) -> Vec<Event> {
     let old_ready = condition_list::find(&active.old.conditions, types::READY);
     let mut events = Vec::new();
@@ -229,14 +241,16 @@ fn events(active: &Active) -> Vec<Event> {
             note: multiple.clone(),
         });
     }
-    if let Some(invalid) = &active.invalid
-        && !old_ready.is_some_and(|c| c.message.contains(invalid.as_str()))
+    let invalid = active.invalid.join("; ");
+    if !invalid.is_empty()
+        && !old_ready
+            .is_some_and(|c| c.reason == reason::INVALID_CONFIGURATION && c.message == invalid)
     {
         events.push(Event {
             type_: EventType::Warning,
-            reason: reasons::INVALID_SPEC,
-            action: "Validating",
-            note: invalid.clone(),
+            reason: reasons::INVALID_CONFIGURATION,
+            action: "Reconciling",
+            note: invalid,
         });
     }
     events

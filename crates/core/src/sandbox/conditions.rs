@@ -18,6 +18,8 @@ pub struct Inputs<'a> {
     pub pod_error: Option<String>,
     /// More than one Pod is controlled by the Sandbox (the text of that error).
     pub multiple_pods: Option<String>,
+    /// Permanent configuration errors (see the `configuration` module).
+    pub invalid: Vec<String>,
     /// Errors from PVCs, the Service or the Sandbox's own metadata.
     pub other_errors: Vec<String>,
     /// The Service counts towards readiness.
@@ -140,6 +142,9 @@ fn ready(inputs: &Inputs) -> Desired {
     let not_ready = |r: &str, m: String| Desired::new(types::READY, "False", r, m);
     if let Some(multiple) = &inputs.multiple_pods {
         return not_ready(reason::MULTIPLE_PODS, multiple.clone());
+    }
+    if !inputs.invalid.is_empty() {
+        return not_ready(reason::INVALID_CONFIGURATION, inputs.invalid.join("; "));
     }
     let errors: Vec<&str> = inputs
         .pod_error

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::active::{self, Active};
 use super::expiry::{Expiry, check};
-use super::plan::{Action, Config, Failure, Observed, Outcome, Target};
+use super::plan::{Action, Config, Failed, Failure, Observed, Outcome};
 use super::status::{expired_condition, patch_if_changed};
 use super::teardown::{self, Teardown};
 use crate::conditions as condition_list;
@@ -42,12 +42,15 @@ impl Plan {
 
     /// The end of the pass, given which actions failed.
     pub fn finish(self, failures: &[Failure]) -> Outcome {
-        let described: Vec<(Target, &Action, String)> = failures
+        let described: Vec<Failed> = failures
             .iter()
             .filter_map(|f| {
-                self.actions
-                    .get(f.index)
-                    .map(|a| (a.target(), a, a.describe_failure(&f.message)))
+                self.actions.get(f.index).map(|action| Failed {
+                    target: action.target(),
+                    action,
+                    message: action.describe_failure(&f.message),
+                    invalid: f.invalid,
+                })
             })
             .collect();
         match self.pass {

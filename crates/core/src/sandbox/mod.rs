@@ -2,6 +2,7 @@
 
 mod active;
 mod conditions;
+mod configuration;
 mod decide;
 mod expiry;
 mod owner;
@@ -17,7 +18,6 @@ pub use decide::{Plan, plan};
 pub use plan::{Action, Config, Failure, Observed, Outcome, Target};
 pub use pod::normalise_created_by;
 pub use pvc::pvc_name;
-pub use tracked_pod::tracked_pod_name;
 
 #[cfg(test)]
 mod tests;

@@ -29,8 +29,8 @@ impl Default for Config {
 pub struct Observed<'a> {
     /// The Sandbox (v1beta1).
     pub sandbox: &'a Sandbox,
-    /// Pods in the Sandbox's namespace labelled with its name hash, plus the Pod named by the tracked pod
-    /// name (annotation `agents.x-k8s.io/pod-name`, else the Sandbox name) if it exists.
+    /// Pods in the Sandbox's namespace labelled with its name hash, plus the Pod named like the Sandbox
+    /// if it exists.
     pub pods: Result<Vec<Pod>, String>,
     /// The Service named like the Sandbox, if any.
     pub service: Result<Option<Service>, String>,
@@ -105,11 +105,6 @@ pub enum Action {
         /// UID precondition.
         uid: String,
     },
-    /// JSON-merge-patch the Sandbox's own metadata (the pod-name annotation).
-    PatchSandbox {
-        /// The merge patch.
-        patch: Value,
-    },
     /// Delete the Sandbox if its UID is still `uid` (NotFound counts as done).
     DeleteSandbox {
         /// UID precondition.
@@ -129,7 +124,7 @@ impl Action {
             | Action::ReplaceService(_)
             | Action::PatchService { .. }
             | Action::DeleteService { .. } => Target::Service,
-            Action::PatchSandbox { .. } | Action::DeleteSandbox { .. } => Target::Sandbox,
+            Action::DeleteSandbox { .. } => Target::Sandbox,
         }
     }
 
@@ -148,7 +143,6 @@ impl Action {
             Action::ReplaceService(_) => "failed to adopt service".to_owned(),
             Action::PatchService { .. } => "failed to update service".to_owned(),
             Action::DeleteService { .. } => "failed to delete service".to_owned(),
-            Action::PatchSandbox { .. } => "failed to update sandbox annotations".to_owned(),
             Action::DeleteSandbox { .. } => "failed to delete sandbox".to_owned(),
         };
         format!("{what}: {message}")
@@ -162,6 +156,21 @@ pub struct Failure {
     pub index: usize,
     /// The error text (shown in the Ready condition).
     pub message: String,
+    /// The API server rejected the object itself (400, 422): sending it again cannot succeed.
+    pub invalid: bool,
+}
+
+/// A failed action as a pass's end reads it.
+#[derive(Clone, Debug)]
+pub(super) struct Failed<'a> {
+    /// The child the action touches.
+    pub target: Target,
+    /// The action.
+    pub action: &'a Action,
+    /// What failed, for conditions and errors.
+    pub message: String,
+    /// See [`Failure::invalid`].
+    pub invalid: bool,
 }
 
 /// The end of a pass: what to write and when to come back.

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
 use super::owner::owner_reference;
-use crate::ownership::{any_controller, api_group, controlling_pool};
+use crate::ownership::{any_controller, api_group, controlling_claim, controlling_pool};
 
 /// The values of `created-by` kept on Pods; anything else becomes `unknown`.
 const KNOWN_CREATORS: [&str; 3] = ["go-client", "python-client", "controller"];
@@ -42,7 +42,9 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Labels a Pod gets because an extension controller (pool or claim) owns its Sandbox.
+/// Labels a Pod gets because an extension controller (pool or claim) owns its Sandbox: pool membership,
+/// the template reference and, for a claim's Sandbox (cold or adopted warm), the claim's UID (as upstream
+/// 1.0, so Pods can be selected by claim).
 fn extension_labels(sandbox: &Sandbox) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let extension_owned =
@@ -54,6 +56,11 @@ fn extension_labels(sandbox: &Sandbox) -> BTreeMap<String, String> {
         && let Some(pool) = label(&sandbox.metadata, labels::WARM_POOL_SANDBOX)
     {
         out.insert(labels::WARM_POOL_SANDBOX.to_owned(), pool.to_owned());
+    }
+    if controlling_claim(sandbox).is_some()
+        && let Some(claim) = label(&sandbox.metadata, labels::CLAIM_UID)
+    {
+        out.insert(labels::CLAIM_UID.to_owned(), claim.to_owned());
     }
     if let Some(template) = label(&sandbox.metadata, labels::SANDBOX_TEMPLATE_REF_HASH) {
         out.insert(
@@ -208,7 +215,11 @@ pub fn metadata_drift(sandbox: &Sandbox, pod: &Pod, name_hash: &str) -> Option<M
         }
     }
     let extension = extension_labels(sandbox);
-    for key in [labels::WARM_POOL_SANDBOX, labels::SANDBOX_TEMPLATE_REF_HASH] {
+    for key in [
+        labels::WARM_POOL_SANDBOX,
+        labels::SANDBOX_TEMPLATE_REF_HASH,
+        labels::CLAIM_UID,
+    ] {
         set_or_remove(&mut pod_labels, key, extension.get(key).map(String::as_str));
     }
     let creator = label(&sandbox.metadata, labels::CREATED_BY).map(normalise_created_by);

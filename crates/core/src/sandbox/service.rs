@@ -223,15 +223,20 @@ pub fn drift(sandbox: &Sandbox, service: &Service, name_hash: &str) -> Option<Va
     (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
-/// Decides the Service: created when wanted and missing, deleted when unwanted and owned, adopted
-/// when wanted, unowned, adoptable and headless, repaired when owned and drifted.
-pub(super) fn reconcile(observed: &Observed, hash: &str, uid: &str) -> ServiceStep {
+/// Decides the Service: created when wanted and missing (and `may_create`), deleted when unwanted and
+/// owned, adopted when wanted, unowned, adoptable and headless, repaired when owned and drifted.
+pub(super) fn reconcile(
+    observed: &Observed,
+    hash: &str,
+    uid: &str,
+    may_create: bool,
+) -> ServiceStep {
     let sandbox = observed.sandbox;
     let name = sandbox.metadata.name.clone().unwrap_or_default();
     let desired = sandbox.spec.blueprint.service;
     let existing = match &observed.service {
         Err(e) => return ServiceStep::failed(format!("service get failed: {e}")),
-        Ok(None) if desired == Some(true) => {
+        Ok(None) if desired == Some(true) && may_create => {
             let create = Action::CreateService(build(sandbox, hash));
             return ServiceStep::done(ServiceState::Present(name), Some(create));
         }

@@ -1,13 +1,12 @@
-//! The second pass past `shutdownTime`: remove the owned Pod and Service, then the Sandbox itself
+//! The second pass past `shutdownTime`: remove the owned Pods and Service, then the Sandbox itself
 //! (policy `Delete`) or its status down to the expired condition (policy `Retain`).
 
 use agent_sandbox_api::v1beta1::{SandboxStatus, ShutdownPolicy};
 use k8s_openapi::jiff::Timestamp;
 
 use super::owner::uid_of;
-use super::plan::{Action, Failure, Observed, Outcome, Target};
+use super::plan::{Action, Failed, Failure, Observed, Outcome, Target};
 use super::status::{expired_status, patch_if_changed};
-use super::tracked_pod::tracked_pod_name;
 use crate::ownership::{Ownership, ownership};
 
 /// What finishing a teardown needs to know.
@@ -20,7 +19,9 @@ pub(super) struct Teardown {
     deletes_sandbox: bool,
 }
 
-/// The deletes of a teardown, in order: Pod, Service, then the Sandbox when its policy says so.
+/// The deletes of a teardown, in order: the Pods the Sandbox controls (whatever their name: an older
+/// controller's warm Pod may not be named like the Sandbox), the Service, then the Sandbox when its
+/// policy says so. A Pod the Sandbox does not control is never deleted.
 pub(super) fn decide(
     observed: &Observed,
     old: SandboxStatus,
@@ -31,21 +32,16 @@ pub(super) fn decide(
     let uid = uid_of(&sandbox.metadata);
     let mut actions = Vec::new();
     let mut errors = Vec::new();
-    let pod_name = tracked_pod_name(sandbox);
     match &observed.pods {
         Err(e) => errors.push(format!("pod get failed: {e}")),
-        Ok(pods) => {
-            let tracked = pods
-                .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()));
-            if let Some(pod) = tracked.filter(|p| ownership(&p.metadata, &uid) == Ownership::Owned)
-            {
-                actions.push(Action::DeletePod {
-                    name: pod_name.clone(),
+        Ok(pods) => actions.extend(
+            pods.iter()
+                .filter(|p| ownership(&p.metadata, &uid) == Ownership::Owned)
+                .map(|pod| Action::DeletePod {
+                    name: pod.metadata.name.clone().unwrap_or_default(),
                     uid: uid_of(&pod.metadata),
-                });
-            }
-        }
+                }),
+        ),
     }
     match &observed.service {
         Err(e) => errors.push(format!("service get failed: {e}")),
@@ -76,15 +72,15 @@ pub(super) fn decide(
 pub(super) fn finish(
     teardown: Teardown,
     actions: &[Action],
-    described: Vec<(Target, &Action, String)>,
+    described: Vec<Failed>,
     failures: &[Failure],
 ) -> Outcome {
     let mut errors = teardown.errors;
     errors.extend(
         described
-            .iter()
-            .filter(|(t, _, _)| *t != Target::Sandbox)
-            .map(|(_, _, m)| m.clone()),
+            .into_iter()
+            .filter(|f| f.target != Target::Sandbox)
+            .map(|f| f.message),
     );
     if teardown.deletes_sandbox {
         let index = actions

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 pub struct Member<'a> {
     /// The member Sandbox.
     pub sandbox: &'a Sandbox,
-    /// Its Pod (named by the pod-name annotation, else the Sandbox name).
+    /// Its Pod (named like the Sandbox).
     pub pod: Option<&'a Pod>,
 }
 

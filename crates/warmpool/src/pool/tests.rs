@@ -273,6 +273,30 @@ fn status_reports_members_ready_ones_selector_and_generation() {
 }
 
 #[test]
+fn every_status_carries_the_current_generation_even_when_nothing_else_changed() {
+    let mut world = World::new(pool(Some(1)));
+    world.member("a", Some("pool-uid"), true, ONE_MINUTE);
+    let before = world.pass().status;
+    world.pool.metadata.generation = Some(5);
+    let after = world.pass().status;
+    assert_eq!(
+        after,
+        SandboxWarmPoolStatus {
+            observed_generation: 5,
+            ..before
+        },
+        "a spec change alone makes the status differ, so it is written"
+    );
+    world.template = None;
+    world.pool.metadata.generation = Some(6);
+    assert_eq!(
+        world.pass().status.observed_generation,
+        6,
+        "also while the template is missing"
+    );
+}
+
+#[test]
 fn over_provisioned_pools_trim_not_ready_then_newest_first() {
     let mut world = World::new(pool(Some(2)));
     world.member(

@@ -102,6 +102,58 @@ pub async fn cold_claims(env: TestEnv) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A cold claim from a template with a Service: its status carries the Sandbox's Service FQDN, and
+/// its Pod the claim's UID (label `agents.x-k8s.io/claim-uid`).
+pub async fn service_fqdn_and_claim_uid_reach_the_claim_and_pod(
+    env: TestEnv,
+) -> anyhow::Result<()> {
+    template_and_pool(&env, json!({"service": true}), "empty", 0).await?;
+    create_claim(&env, "svc", "empty", json!({})).await?;
+    let fqdn = format!("svc.{}.svc.cluster.local", env.namespace);
+    let claim = wait_for_object(
+        &env.api::<SandboxClaim>(),
+        "svc",
+        "the claim to be Ready with the Service FQDN",
+        TIMEOUT,
+        |c: Option<&SandboxClaim>| {
+            c.and_then(|c| c.status.as_ref())
+                .is_some_and(|s| s.sandbox.service_fqdn == fqdn)
+                && c.and_then(ready).is_some_and(|(s, _)| s == "True")
+        },
+    )
+    .await?;
+    let pod = env.api::<Pod>().get("svc").await?;
+    ensure!(
+        pod.labels().get("agents.x-k8s.io/claim-uid") == claim.uid().as_ref(),
+        "claim-uid on the Pod: {:?}",
+        pod.labels()
+    );
+    Ok(())
+}
+
+/// A claim whose Sandbox cannot have its Service (the claim's name, which the Sandbox and Service
+/// take, is 64 characters): the claim reports Ready=False/InvalidConfiguration and no Pod is made.
+pub async fn invalid_configuration_reaches_the_claim(env: TestEnv) -> anyhow::Result<()> {
+    template_and_pool(&env, json!({"service": true}), "empty", 0).await?;
+    let name = "c".repeat(64);
+    create_claim(&env, &name, "empty", json!({})).await?;
+    wait_for_object(
+        &env.api::<SandboxClaim>(),
+        &name,
+        "Ready=False/InvalidConfiguration",
+        TIMEOUT,
+        |c: Option<&SandboxClaim>| {
+            c.and_then(ready) == Some(("False".into(), "InvalidConfiguration".into()))
+        },
+    )
+    .await?;
+    ensure!(
+        env.api::<Pod>().get_opt(&name).await?.is_none(),
+        "no Pod for an invalid configuration"
+    );
+    Ok(())
+}
+
 async fn finish_pod(env: &TestEnv, name: &str) -> anyhow::Result<()> {
     let finish = json!({"metadata": {"annotations": {agent_sandbox_testkit::FINISH_ANNOTATION: "Succeeded"}}});
     env.api::<Pod>()

@@ -77,9 +77,23 @@ pub async fn claims_against_a_pool(
         {
             warm += 1;
             ensure!(
-                sandbox.annotations().get("agents.x-k8s.io/pod-name") == Some(&name),
-                "{name}: pod-name annotation set on adoption"
+                !sandbox
+                    .annotations()
+                    .contains_key("agents.x-k8s.io/pod-name"),
+                "{name}: no pod-name annotation written on adoption"
             );
+            // The warm Pod, named like its Sandbox, gets the claim's UID once adopted.
+            let uid = claim.uid();
+            wait_for_object(
+                &env.api::<Pod>(),
+                &name,
+                "the claim-uid label on the adopted Pod",
+                TIMEOUT,
+                |p: Option<&Pod>| {
+                    p.is_some_and(|p| p.labels().get("agents.x-k8s.io/claim-uid") == uid.as_ref())
+                },
+            )
+            .await?;
         }
     }
     ensure!(

@@ -460,55 +460,52 @@ pub async fn kubectl_wait_works(env: TestEnv) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A pod template without containers is reported on the Sandbox (condition and Warning event) instead
-/// of failing Pod creation over and over.
-pub async fn invalid_spec_is_reported(env: TestEnv) -> anyhow::Result<()> {
-    let name = "empty";
-    let api: Api<Sandbox> = env.api();
-    let sandbox: Sandbox = serde_json::from_value(json!({
-        "apiVersion": "agents.x-k8s.io/v1beta1", "kind": "Sandbox", "metadata": {"name": name},
-        "spec": {"podTemplate": {"spec": {"containers": []}}}
-    }))?;
-    api.create(&PostParams::default(), &sandbox).await?;
+/// Waits until Sandbox `name` reports `Ready=False/InvalidConfiguration` with a message containing
+/// `expected`, then checks that no Pod exists and that a Warning event with that reason was published.
+async fn invalid_configuration_is_reported(
+    env: &TestEnv,
+    name: &str,
+    expected: &str,
+) -> anyhow::Result<()> {
     let reported = wait_for_object(
-        &api,
+        &env.api::<Sandbox>(),
         name,
-        "an invalid-spec condition",
+        "Ready=False/InvalidConfiguration",
         TIMEOUT,
-        |s: Option<&Sandbox>| {
-            s.and_then(|s| condition(s, "Ready"))
-                .is_some_and(|c| c.message.contains("invalid spec"))
-        },
+        ready_reason("InvalidConfiguration"),
     )
     .await?;
     let ready = condition(&reported, "Ready").context("Ready")?;
     ensure!(
-        ready.reason == "ReconcilerError"
-            && ready
-                .message
-                .contains("spec.containers must list at least one container"),
+        ready.status == "False" && ready.message.contains(expected),
         "{ready:?}"
     );
     ensure!(
         env.api::<Pod>().get_opt(name).await?.is_none(),
-        "a pod was created from an invalid spec"
+        "a pod was created from an invalid configuration"
     );
     let events: Api<k8s_openapi::api::events::v1::Event> = env.api();
-    let has_event = |list: &[k8s_openapi::api::events::v1::Event]| {
-        list.iter()
-            .any(|e| e.reason.as_deref() == Some("InvalidSpec"))
+    let is_it = |e: &k8s_openapi::api::events::v1::Event| {
+        e.reason.as_deref() == Some("InvalidConfiguration")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
     };
     // Events are written asynchronously by the controller's recorder: watch for it.
     let mut stream = std::pin::pin!(kube::runtime::watcher(events.clone(), Default::default()));
     let found = tokio::time::timeout(TIMEOUT, async {
         use futures::TryStreamExt;
-        if has_event(&events.list(&Default::default()).await?.items) {
+        if events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(is_it)
+        {
             return anyhow::Ok(());
         }
         while let Some(event) = stream.try_next().await? {
             if let kube::runtime::watcher::Event::Apply(e)
             | kube::runtime::watcher::Event::InitApply(e) = event
-                && e.reason.as_deref() == Some("InvalidSpec")
+                && is_it(&e)
             {
                 return Ok(());
             }
@@ -518,7 +515,74 @@ pub async fn invalid_spec_is_reported(env: TestEnv) -> anyhow::Result<()> {
     .await;
     ensure!(
         matches!(found, Ok(Ok(()))),
-        "no InvalidSpec event: {found:?}"
+        "no InvalidConfiguration event for {name}: {found:?}"
+    );
+    Ok(())
+}
+
+/// A pod template without containers is reported on the Sandbox (InvalidConfiguration condition and
+/// Warning event) instead of failing Pod creation over and over.
+pub async fn invalid_spec_is_reported(env: TestEnv) -> anyhow::Result<()> {
+    let name = "empty";
+    let sandbox: Sandbox = serde_json::from_value(json!({
+        "apiVersion": "agents.x-k8s.io/v1beta1", "kind": "Sandbox", "metadata": {"name": name},
+        "spec": {"podTemplate": {"spec": {"containers": []}}}
+    }))?;
+    env.api::<Sandbox>()
+        .create(&PostParams::default(), &sandbox)
+        .await?;
+    invalid_configuration_is_reported(
+        &env,
+        name,
+        "invalid spec: spec.podTemplate: spec.containers must list at least one container",
+    )
+    .await
+}
+
+/// A Sandbox that wants a Service but whose name (the Service's) is longer than 63 characters:
+/// InvalidConfiguration naming the field, and neither Service nor Pod.
+pub async fn long_service_name_is_an_invalid_configuration(env: TestEnv) -> anyhow::Result<()> {
+    let name = "s".repeat(64);
+    env.api::<Sandbox>()
+        .create(
+            &PostParams::default(),
+            &sandbox_manifest(&name, json!({"service": true}))?,
+        )
+        .await?;
+    invalid_configuration_is_reported(&env, &name, "metadata.name, is 64 characters long").await?;
+    ensure!(
+        env.api::<Service>()
+            .list(&Default::default())
+            .await?
+            .items
+            .is_empty(),
+        "no Service"
+    );
+    Ok(())
+}
+
+/// A Pod the API server rejects as invalid (a container without an image, which the Sandbox schema
+/// allows): InvalidConfiguration with the API server's message, not a retry loop.
+pub async fn rejected_pod_is_an_invalid_configuration(env: TestEnv) -> anyhow::Result<()> {
+    let name = "no-image";
+    env.api::<Sandbox>()
+        .create(
+            &PostParams::default(),
+            &sandbox_manifest(
+                name,
+                json!({"podTemplate": {"spec": {"containers": [{"name": "agent"}]}}}),
+            )?,
+        )
+        .await?;
+    invalid_configuration_is_reported(&env, name, "failed to create pod: ").await?;
+    let ready = env
+        .api::<Sandbox>()
+        .get(name)
+        .await
+        .map(|s| condition(&s, "Ready").map(|c| c.message.clone()))?;
+    ensure!(
+        ready.as_deref().is_some_and(|m| m.contains("image")),
+        "the API server's message names the field: {ready:?}"
     );
     Ok(())
 }
@@ -614,6 +678,16 @@ pub async fn run_all(prefix: &str) -> Vec<anyhow::Result<()>> {
         Box::pin(async move { TestEnv::run(&ns("twenty"), twenty_in_parallel).await }),
         Box::pin(async move { TestEnv::run(&ns("kubectl"), kubectl_wait_works).await }),
         Box::pin(async move { TestEnv::run(&ns("invalid"), invalid_spec_is_reported).await }),
+        Box::pin(async move {
+            TestEnv::run(
+                &ns("longname"),
+                long_service_name_is_an_invalid_configuration,
+            )
+            .await
+        }),
+        Box::pin(async move {
+            TestEnv::run(&ns("rejected"), rejected_pod_is_an_invalid_configuration).await
+        }),
         Box::pin(
             async move { TestEnv::run(&ns("nostorage"), missing_storage_class_is_reported).await },
         ),

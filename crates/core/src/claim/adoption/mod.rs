@@ -67,7 +67,6 @@ pub fn complete(
     template: Option<&SandboxTemplate>,
 ) -> Result<Sandbox, String> {
     let mut adopted = sandbox.clone();
-    let name = adopted.metadata.name.clone().unwrap_or_default();
     let identity = Identity {
         uid: claim.metadata.uid.clone().unwrap_or_default(),
         created_by: created_by(claim),
@@ -79,7 +78,6 @@ pub fn complete(
         .metadata
         .annotations
         .get_or_insert_with(Default::default);
-    sandbox_annotations.insert(annotations::POD_NAME.to_owned(), name);
     if let Some(trace) = trace_context(claim) {
         sandbox_annotations.insert(annotations::TRACE_CONTEXT.to_owned(), trace.clone());
     }

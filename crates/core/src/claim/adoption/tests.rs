@@ -145,14 +145,14 @@ fn adoption_moves_the_sandbox_from_the_pool_to_the_claim() {
         (owners[0].kind.as_str(), owners[0].uid.as_str()),
         ("SandboxClaim", "claim-uid")
     );
-    assert_eq!(
-        adopted
+    assert!(
+        !adopted
             .metadata
             .annotations
-            .as_ref()
-            .and_then(|a| a.get(annotations::POD_NAME))
-            .map(String::as_str),
-        Some("pool-abcde")
+            .iter()
+            .flatten()
+            .any(|(k, _)| k == annotations::POD_NAME),
+        "the legacy pod-name annotation is not written"
     );
     let pod = &adopted.spec.blueprint.pod_template.metadata;
     assert!(!pod.annotations.contains_key(annotations::SAFE_TO_EVICT));
@@ -174,6 +174,25 @@ fn adoption_moves_the_sandbox_from_the_pool_to_the_claim() {
         adopted.metadata.name,
         member("p").metadata.name,
         "the warm Sandbox keeps its name"
+    );
+}
+
+#[test]
+fn a_legacy_pod_name_annotation_on_the_member_is_kept_as_it_is() {
+    let mut m = member("p");
+    m.metadata.annotations = Some(BTreeMap::from([(
+        annotations::POD_NAME.to_owned(),
+        "legacy-pod".to_owned(),
+    )]));
+    let adopted = complete(&m, &claim("p"), None).expect("adopts");
+    assert_eq!(
+        adopted
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(annotations::POD_NAME))
+            .map(String::as_str),
+        Some("legacy-pod")
     );
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agent_sandbox_api::keys::{EXTENSIONS_GROUP, annotations, labels};
+use agent_sandbox_api::keys::{annotations, labels};
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxClaim};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -14,7 +14,7 @@ use crate::claim::adoption::verify_candidate;
 use crate::claim::api::{ApiError, ClaimApi};
 use crate::claim::patch;
 use crate::claim::status::ClaimError;
-use crate::ownership::{controller_of, controlling_pool};
+use crate::ownership::{controlling_claim, controlling_pool};
 
 /// How long a young claim waits for warm candidates that have no Pod IP yet.
 const NETWORK_GRACE: Duration = Duration::from_secs(2);
@@ -35,7 +35,7 @@ pub(super) enum Found {
 }
 
 fn claim_controlled(sandbox: &Sandbox) -> bool {
-    controller_of(&sandbox.metadata, EXTENSIONS_GROUP, "SandboxClaim").is_some()
+    controlling_claim(sandbox).is_some()
 }
 
 fn launch_type(sandbox: &Sandbox) -> Option<&str> {

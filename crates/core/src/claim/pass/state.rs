@@ -50,6 +50,10 @@ fn status_patch(status: &SandboxClaimStatus, resource_version: Option<&str>) -> 
             "sandbox": {
                 "name": or_null(status.sandbox.name.is_empty(), json!(status.sandbox.name)),
                 "podIPs": or_null(status.sandbox.pod_ips.is_empty(), json!(status.sandbox.pod_ips)),
+                "serviceFQDN": or_null(
+                    status.sandbox.service_fqdn.is_empty(),
+                    json!(status.sandbox.service_fqdn),
+                ),
             },
         }}),
         resource_version,

@@ -1,5 +1,5 @@
 //! The claim's status: Ready (from the pass's outcome or mirrored from its Sandbox), Finished mirrored,
-//! and the bound Sandbox's name and IPs, which a transient error never clears.
+//! and the bound Sandbox's name, IPs and Service FQDN, which a transient error never clears.
 
 use agent_sandbox_api::conditions::{claim as reason, sandbox as sandbox_reason, types};
 use agent_sandbox_api::extensions::{SandboxClaimStatus, SandboxedObjectStatus};
@@ -160,13 +160,11 @@ pub fn compute(
     }
     match inputs.sandbox {
         Some(sandbox) => {
+            let observed = sandbox.status.clone().unwrap_or_default();
             status.sandbox = SandboxedObjectStatus {
                 name: sandbox.metadata.name.clone().unwrap_or_default(),
-                pod_ips: sandbox
-                    .status
-                    .as_ref()
-                    .map(|s| s.pod_ips.clone())
-                    .unwrap_or_default(),
+                pod_ips: observed.pod_ips,
+                service_fqdn: observed.service_fqdn,
             };
         }
         None if matches!(inputs.error, None | Some(ClaimError::NotOwnedOnExpiry(_))) => {

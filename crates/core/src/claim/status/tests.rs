@@ -72,7 +72,8 @@ fn the_sandbox_ready_condition_is_mirrored_verbatim_with_the_claim_generation() 
         status.sandbox,
         SandboxedObjectStatus {
             name: "claim-sb".into(),
-            pod_ips: vec!["10.0.0.9".into()]
+            pod_ips: vec!["10.0.0.9".into()],
+            service_fqdn: String::new(),
         }
     );
 }
@@ -209,6 +210,7 @@ fn a_transient_error_never_clears_the_bound_sandbox() {
         sandbox: SandboxedObjectStatus {
             name: "bound".into(),
             pod_ips: vec![],
+            ..Default::default()
         },
         ..Default::default()
     };
@@ -234,6 +236,7 @@ fn cache_lag_on_a_cold_create_changes_nothing() {
         sandbox: SandboxedObjectStatus {
             name: "c".into(),
             pod_ips: vec![],
+            ..Default::default()
         },
         ..Default::default()
     };
@@ -281,6 +284,7 @@ fn no_transient_error_clears_the_bound_sandbox() {
         sandbox: SandboxedObjectStatus {
             name: "bound".into(),
             pod_ips: vec!["10.0.0.1".into()],
+            ..Default::default()
         },
         ..Default::default()
     };
@@ -329,9 +333,64 @@ fn the_bound_sandbox_ips_follow_the_sandbox() {
         sandbox: SandboxedObjectStatus {
             name: "claim-sb".into(),
             pod_ips: vec!["10.0.0.1".into()],
+            ..Default::default()
         },
         ..Default::default()
     };
     let status = run(&old, None, false, Some(&sandbox(vec![])));
     assert_eq!(status.sandbox.pod_ips, ["10.0.0.9"]);
+}
+
+#[test]
+fn the_bound_sandbox_service_fqdn_is_mirrored_once_it_appears() {
+    let mut sb = sandbox(vec![condition(
+        "Ready",
+        "False",
+        "DependenciesNotReady",
+        50,
+    )]);
+    let status = run(&Default::default(), None, false, Some(&sb));
+    assert_eq!(status.sandbox.service_fqdn, "", "no Service yet");
+    assert!(
+        !serde_json::to_value(&status)
+            .expect("serialisable")
+            .to_string()
+            .contains("serviceFQDN"),
+        "omitted while empty"
+    );
+    if let Some(s) = sb.status.as_mut() {
+        s.service_fqdn = "claim-sb.ns.svc.cluster.local".into();
+    }
+    let status = run(&status, None, false, Some(&sb));
+    assert_eq!(status.sandbox.service_fqdn, "claim-sb.ns.svc.cluster.local");
+    assert_eq!(
+        serde_json::to_value(&status).expect("serialisable")["sandbox"]["serviceFQDN"],
+        "claim-sb.ns.svc.cluster.local"
+    );
+}
+
+#[test]
+fn the_fail_fast_reasons_of_the_sandbox_reach_the_claim_verbatim() {
+    for (reason, message) in [
+        (
+            "InvalidConfiguration",
+            "failed to create pod: Pod \"x\" is invalid",
+        ),
+        ("PodFailed", "Pod failed"),
+        ("PodSucceeded", "Pod completed successfully"),
+    ] {
+        let mut ready = condition("Ready", "False", reason, 50);
+        ready.message = message.into();
+        let status = run(
+            &Default::default(),
+            None,
+            false,
+            Some(&sandbox(vec![ready])),
+        );
+        assert_eq!(
+            ready_of(&status),
+            ("False".into(), reason.into(), message.into()),
+            "{reason}"
+        );
+    }
 }

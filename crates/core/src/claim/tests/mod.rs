@@ -259,6 +259,7 @@ impl World {
         s.status = Some(typed(json!({
             "conditions": conditions,
             "podIPs": if ip { json!(["10.0.0.1"]) } else { json!([]) },
+            "serviceFQDN": if ip { format!("{name}.ns.svc.cluster.local") } else { String::new() },
         })));
         s.metadata.resource_version = Some(self.version());
     }

@@ -94,7 +94,7 @@ fn a_foreign_sandbox_named_like_the_claim_is_an_error_retried_with_backoff() {
 }
 
 #[test]
-fn a_controlled_ready_sandbox_is_reused_and_its_ready_condition_and_ips_mirrored() {
+fn a_controlled_ready_sandbox_is_reused_and_its_ready_condition_ips_and_fqdn_mirrored() {
     let w = world();
     w.add_claim(claim("c", "p", json!({})));
     w.reconcile("c", at(1));
@@ -108,6 +108,11 @@ fn a_controlled_ready_sandbox_is_reused_and_its_ready_condition_and_ips_mirrored
     assert_eq!(
         c.status.as_ref().map(|s| s.sandbox.pod_ips.clone()),
         Some(vec!["10.0.0.1".to_owned()])
+    );
+    assert_eq!(
+        c.status.as_ref().map(|s| s.sandbox.service_fqdn.as_str()),
+        Some("c.ns.svc.cluster.local"),
+        "written by the status patch"
     );
 }
 

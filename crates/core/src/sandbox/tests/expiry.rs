@@ -101,7 +101,7 @@ fn expired_delete_removes_pod_service_and_the_sandbox() {
 }
 
 #[test]
-fn expired_retain_with_pod_name_annotation_deletes_the_annotated_pod() {
+fn expired_retain_deletes_an_owned_pod_of_another_name() {
     let mut world = expired_world(Some(ShutdownPolicy::Retain));
     world.pods = vec![owned_pod("pool-abcde")];
     world

@@ -61,15 +61,11 @@ fn with_template_metadata(
     s
 }
 
-fn pod_annotation(world: &World, name: &str) -> Option<String> {
-    world
-        .sandbox()
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::POD_NAME))
+/// The legacy pod-name annotation of the Sandbox (never written by the controller).
+fn pod_annotation(world: &World) -> Option<String> {
+    annotations_of(&world.sandbox().metadata)
+        .get(annotations::POD_NAME)
         .cloned()
-        .filter(|_| !name.is_empty())
 }
 
 fn pod_labels(world: &World, name: &str) -> BTreeMap<String, String> {
@@ -107,7 +103,7 @@ fn existing_adoptable_unowned_pod_is_adopted_with_template_metadata() {
             .map(|r| r[0].uid.as_str()),
         Some(UID)
     );
-    assert_eq!(pod_annotation(&world, NAME).as_deref(), Some(NAME));
+    assert_eq!(pod_annotation(&world), None, "not written");
 }
 
 #[test]
@@ -142,7 +138,7 @@ fn no_pod_creates_one_with_template_metadata_and_tracking_annotations() {
             .map(String::as_str),
         Some("x")
     );
-    assert_eq!(pod_annotation(&world, NAME).as_deref(), Some(NAME));
+    assert_eq!(pod_annotation(&world), None, "not written");
 }
 
 #[test]
@@ -290,6 +286,55 @@ fn claim_owned_sandbox_pods_get_the_template_label_but_not_the_pool_label() {
 }
 
 #[test]
+fn the_pod_of_a_claims_sandbox_carries_the_claim_uid() {
+    let s = label(
+        owned_by_extension(sandbox(), "SandboxClaim"),
+        labels::CLAIM_UID,
+        "claim-uid",
+    );
+    let mut world = World::new(s);
+    world.pass();
+    assert_eq!(
+        pod_labels(&world, NAME)
+            .get(labels::CLAIM_UID)
+            .map(String::as_str),
+        Some("claim-uid")
+    );
+}
+
+#[test]
+fn a_warm_pod_gains_the_claim_uid_when_a_claim_adopts_its_sandbox_and_loses_it_after() {
+    let pool_owned = owned_by_extension(sandbox(), "SandboxWarmPool");
+    let mut world = World::new(pool_owned);
+    world.pass();
+    assert!(!pod_labels(&world, NAME).contains_key(labels::CLAIM_UID));
+    let claimed = label(
+        owned_by_extension(world.sandbox().clone(), "SandboxClaim"),
+        labels::CLAIM_UID,
+        "claim-uid",
+    );
+    world.sandbox = Some(claimed);
+    let pass = world.pass();
+    assert!(
+        pass.actions
+            .iter()
+            .all(|a| !matches!(a, Action::CreatePod(_) | Action::DeletePod { .. })),
+        "the warm Pod is kept"
+    );
+    assert_eq!(
+        pod_labels(&world, NAME)
+            .get(labels::CLAIM_UID)
+            .map(String::as_str),
+        Some("claim-uid")
+    );
+    let mut released = world.sandbox().clone();
+    released.metadata.owner_references = None;
+    world.sandbox = Some(released);
+    world.pass();
+    assert!(!pod_labels(&world, NAME).contains_key(labels::CLAIM_UID));
+}
+
+#[test]
 fn adoption_by_a_claim_moves_the_pod_labels_along() {
     let pool_owned = label(
         label(
@@ -380,26 +425,26 @@ fn suspended_without_a_pod_does_nothing() {
 }
 
 #[test]
-fn pod_name_annotation_pointing_at_an_adoptable_pod_adopts_it() {
+fn a_legacy_pod_name_annotation_is_neither_followed_nor_changed() {
     let s = annotate(sandbox(), annotations::POD_NAME, "warm-pod");
     let pod = Pod {
         metadata: meta("warm-pod", None, &[(labels::ADOPTABLE, "true")]),
         ..Default::default()
     };
     let mut world = World::new(s).with_pod(pod);
-    world.pass();
-    let pod = world.pod("warm-pod").expect("kept");
-    assert_eq!(
-        labels_of(&pod.metadata).get(labels::SANDBOX_NAME_HASH),
-        Some(&hash())
+    let pass = world.pass();
+    assert!(
+        world
+            .pod("warm-pod")
+            .is_some_and(|p| p.metadata.owner_references.is_none()),
+        "the Pod the annotation names is not adopted"
     );
     assert!(
-        pod.metadata
-            .owner_references
-            .as_ref()
-            .is_some_and(|r| r[0].uid == UID)
+        world.pod(NAME).is_some(),
+        "the Pod is named like the Sandbox"
     );
-    assert!(world.pod(NAME).is_none(), "no second pod");
+    assert_eq!(pod_annotation(&world).as_deref(), Some("warm-pod"), "kept");
+    assert!(pass.outcome.error.is_none());
 }
 
 #[test]
@@ -421,7 +466,7 @@ fn running_with_a_pod_owned_by_another_controller_errors_and_leaves_it() {
 }
 
 #[test]
-fn suspended_with_an_annotated_pod_owned_by_another_controller_only_drops_the_annotation() {
+fn suspended_with_an_annotated_foreign_pod_leaves_the_pod_and_the_annotation() {
     let s = annotate(
         annotate(suspended(sandbox()), annotations::POD_NAME, "other"),
         "keep",
@@ -431,31 +476,36 @@ fn suspended_with_an_annotated_pod_owned_by_another_controller_only_drops_the_an
         metadata: meta("other", Some("deploy-uid"), &[]),
         ..Default::default()
     });
-    world.pass();
+    let pass = world.pass();
+    assert!(pass.actions.is_empty(), "{:?}", pass.actions);
     assert!(world.pod("other").is_some());
     let a = annotations_of(&world.sandbox().metadata);
-    assert!(!a.contains_key(annotations::POD_NAME));
+    assert_eq!(
+        a.get(annotations::POD_NAME).map(String::as_str),
+        Some("other")
+    );
     assert_eq!(a.get("keep").map(String::as_str), Some("me"));
     assert_eq!(
         world.cond("Suspended").map(|c| c.1),
-        Some("PodNotOwned".into())
+        Some("PodTerminated".into())
     );
 }
 
 #[test]
-fn suspended_with_an_annotated_unowned_pod_only_drops_the_annotation() {
+fn suspended_with_an_annotated_unowned_pod_leaves_the_pod_and_the_annotation() {
     let s = annotate(suspended(sandbox()), annotations::POD_NAME, "stray");
     let mut world = World::new(s).with_pod(Pod {
         metadata: meta("stray", None, &[]),
         ..Default::default()
     });
-    world.pass();
+    let pass = world.pass();
+    assert!(pass.actions.is_empty(), "{:?}", pass.actions);
     assert!(world.pod("stray").is_some());
-    assert!(!annotations_of(&world.sandbox().metadata).contains_key(annotations::POD_NAME));
+    assert_eq!(pod_annotation(&world).as_deref(), Some("stray"));
 }
 
 #[test]
-fn suspended_with_an_annotated_owned_pod_deletes_it_and_keeps_the_annotation() {
+fn suspended_with_an_owned_pod_of_another_name_deletes_it_and_keeps_the_annotation() {
     let s = annotate(suspended(sandbox()), annotations::POD_NAME, "warm-pod");
     let mut world = World::new(s).with_pod(owned_pod("warm-pod"));
     let pass = world.pass();
@@ -464,23 +514,22 @@ fn suspended_with_an_annotated_owned_pod_deletes_it_and_keeps_the_annotation() {
             .iter()
             .any(|a| matches!(a, Action::DeletePod { name, .. } if name == "warm-pod"))
     );
-    assert!(
-        pass.actions
-            .iter()
-            .all(|a| !matches!(a, Action::PatchSandbox { .. }))
-    );
+    assert_eq!(pod_annotation(&world).as_deref(), Some("warm-pod"));
 }
 
 #[test]
-fn running_with_an_annotated_pod_owned_by_another_controller_errors_and_drops_the_annotation() {
+fn running_with_an_annotated_foreign_pod_creates_its_own_and_leaves_the_other() {
     let s = annotate(sandbox(), annotations::POD_NAME, "other");
-    let mut world = World::new(s).with_pod(Pod {
+    let foreign = Pod {
         metadata: meta("other", Some("deploy-uid"), &[]),
         ..Default::default()
-    });
+    };
+    let mut world = World::new(s).with_pod(foreign.clone());
     let pass = world.pass();
-    assert!(pass.outcome.error.is_some());
-    assert!(!annotations_of(&world.sandbox().metadata).contains_key(annotations::POD_NAME));
+    assert!(pass.outcome.error.is_none());
+    assert_eq!(world.pod("other"), Some(&foreign), "untouched");
+    assert!(world.pod(NAME).is_some());
+    assert_eq!(pod_annotation(&world).as_deref(), Some("other"));
 }
 
 #[test]
@@ -559,7 +608,7 @@ fn created_by_is_normalised_updated_and_removed() {
 }
 
 #[test]
-fn a_surviving_owned_pod_beats_a_missing_tracked_pod() {
+fn an_owned_pod_of_another_name_stays_in_use_and_no_second_pod_is_created() {
     let s = annotate(sandbox(), annotations::POD_NAME, "gone");
     let mut world = World::new(s).with_pod(owned_pod("survivor"));
     let pass = world.pass();
@@ -568,31 +617,30 @@ fn a_surviving_owned_pod_beats_a_missing_tracked_pod() {
             .iter()
             .all(|a| !matches!(a, Action::CreatePod(_)))
     );
+    assert!(world.pod("survivor").is_some());
     assert_eq!(
-        pod_annotation(&world, "x").as_deref(),
-        Some("survivor"),
-        "annotation repaired to the survivor"
+        pod_annotation(&world).as_deref(),
+        Some("gone"),
+        "not repaired"
     );
 }
 
 #[test]
-fn a_surviving_owned_pod_beats_a_stale_adoptable_annotation_target() {
-    let s = annotate(sandbox(), annotations::POD_NAME, "stale");
-    let stale = Pod {
-        metadata: meta("stale", None, &[(labels::ADOPTABLE, "true")]),
+fn an_owned_pod_of_another_name_beats_an_adoptable_pod_named_like_the_sandbox() {
+    let adoptable = Pod {
+        metadata: meta(NAME, None, &[(labels::ADOPTABLE, "true")]),
         ..Default::default()
     };
-    let mut world = World::new(s)
-        .with_pod(stale)
+    let mut world = World::new(sandbox())
+        .with_pod(adoptable)
         .with_pod(owned_pod("survivor"));
     world.pass();
     assert!(
         world
-            .pod("stale")
+            .pod(NAME)
             .is_some_and(|p| p.metadata.owner_references.is_none()),
-        "stale target not adopted"
+        "not adopted beside the owned Pod"
     );
-    assert_eq!(pod_annotation(&world, "x").as_deref(), Some("survivor"));
 }
 
 #[test]

@@ -51,11 +51,9 @@ fn minimal_spec_creates_a_pod_and_reports_it_pending() {
             "Pod exists with phase: ".into()
         )
     );
-    assert_eq!(
-        annotations_of(&world.sandbox().metadata)
-            .get(annotations::POD_NAME)
-            .map(String::as_str),
-        Some(NAME)
+    assert!(
+        !annotations_of(&world.sandbox().metadata).contains_key(annotations::POD_NAME),
+        "the legacy pod-name annotation is not written"
     );
     assert!(pass.outcome.error.is_none());
 }
@@ -464,18 +462,21 @@ fn an_invalid_spec_is_reported_once_and_not_retried() {
         world.ready(),
         (
             "False".into(),
-            "ReconcilerError".into(),
-            "Error seen: invalid spec: spec.podTemplate: spec.containers must list at least one container".into()
+            "InvalidConfiguration".into(),
+            "invalid spec: spec.podTemplate: spec.containers must list at least one container"
+                .into()
         )
     );
     assert_eq!(pass.outcome.events.len(), 1);
     assert_eq!(
         (pass.outcome.events[0].type_, pass.outcome.events[0].reason),
-        (crate::events::EventType::Warning, "InvalidSpec")
+        (crate::events::EventType::Warning, "InvalidConfiguration")
     );
     assert!(world.pass().outcome.events.is_empty(), "reported once");
-    // Fixing the spec lets the Sandbox proceed.
-    world.sandbox.as_mut().expect("exists").spec = sandbox().spec;
+    // Fixing the spec (a new generation) lets the Sandbox proceed.
+    let fixed = world.sandbox.as_mut().expect("exists");
+    fixed.spec = sandbox().spec;
+    fixed.metadata.generation = Some(2);
     world.pass();
     assert!(world.pod(NAME).is_some());
 }
@@ -498,4 +499,74 @@ fn an_invalid_spec_leaves_a_running_pod_alone() {
         "{}",
         world.ready().2
     );
+}
+
+#[test]
+fn a_service_name_longer_than_63_characters_is_an_invalid_configuration_reported_once() {
+    let mut s = sandbox();
+    s.metadata.name = Some("s".repeat(64));
+    s.spec.blueprint.service = Some(true);
+    let mut world = World::new(s);
+    let pass = world.pass();
+    assert!(
+        pass.actions.is_empty(),
+        "nothing is created: {:?}",
+        pass.actions
+    );
+    assert!(pass.outcome.error.is_none(), "not retried");
+    let (status, reason, message) = world.ready();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidConfiguration")
+    );
+    assert!(
+        message.contains("metadata.name") && message.contains("64 characters long, more than 63"),
+        "{message}"
+    );
+    assert_eq!(pass.outcome.events.len(), 1);
+    assert_eq!(pass.outcome.events[0].reason, "InvalidConfiguration");
+    let again = world.pass();
+    assert!(again.outcome.events.is_empty() && again.outcome.status_patch.is_none());
+}
+
+#[test]
+fn a_create_the_api_server_rejects_as_invalid_is_not_sent_again_until_the_spec_changes() {
+    let rejection = "Pod \"sandbox-name\" is invalid: spec.containers[0].image: Required value";
+    let mut world = World::new(sandbox());
+    let pass = world.pass_failing(|action| {
+        matches!(action, Action::CreatePod(_)).then(|| (rejection.to_owned(), true))
+    });
+    assert!(pass.outcome.error.is_none(), "not retried");
+    assert_eq!(
+        world.ready(),
+        (
+            "False".into(),
+            "InvalidConfiguration".into(),
+            format!("failed to create pod: {rejection}")
+        )
+    );
+    assert_eq!(pass.outcome.events.len(), 1);
+    assert_eq!(pass.outcome.events[0].reason, "InvalidConfiguration");
+    // The status write wakes the Sandbox again: the same generation sends nothing.
+    let again = world.pass();
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    assert!(again.outcome.events.is_empty() && again.outcome.status_patch.is_none());
+    // A spec change is tried again.
+    let sandbox = world.sandbox.as_mut().expect("exists");
+    sandbox.metadata.generation = Some(sandbox.metadata.generation.unwrap_or_default() + 1);
+    world.pass();
+    assert!(world.pod(NAME).is_some());
+    assert_eq!(world.ready().1, "DependenciesNotReady");
+}
+
+#[test]
+fn a_create_refused_for_another_reason_is_retried_as_a_reconciler_error() {
+    let mut world = World::new(sandbox());
+    let pass = world.pass_failing(|action| {
+        matches!(action, Action::CreatePod(_)).then(|| ("exceeded quota".to_owned(), false))
+    });
+    assert!(pass.outcome.error.is_some(), "retried");
+    assert_eq!(world.ready().1, "ReconcilerError");
+    world.pass();
+    assert!(world.pod(NAME).is_some());
 }

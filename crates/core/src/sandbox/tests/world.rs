@@ -282,21 +282,12 @@ impl World {
         if let Some(error) = &self.pod_lookup_error {
             return Err(error.clone());
         }
-        let sandbox = self.sandbox();
-        let tracked = sandbox
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(agent_sandbox_api::keys::annotations::POD_NAME))
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .unwrap_or_else(|| NAME.to_owned());
         let label = agent_sandbox_api::keys::labels::SANDBOX_NAME_HASH;
         Ok(self
             .pods
             .iter()
             .filter(|p| {
-                p.metadata.name.as_deref() == Some(tracked.as_str())
+                p.metadata.name.as_deref() == Some(NAME)
                     || p.metadata.labels.as_ref().and_then(|l| l.get(label)) == Some(&hash())
             })
             .cloned()
@@ -305,6 +296,12 @@ impl World {
 
     /// Runs one pass; `fail` decides which actions fail (by action) and with what message.
     pub fn pass_with(&mut self, fail: impl Fn(&Action) -> Option<String>) -> Pass {
+        self.pass_failing(|action| fail(action).map(|message| (message, false)))
+    }
+
+    /// Runs one pass; `fail` decides which actions fail, with what message, and whether the API server
+    /// rejected the object as invalid.
+    pub fn pass_failing(&mut self, fail: impl Fn(&Action) -> Option<(String, bool)>) -> Pass {
         let sandbox = self.sandbox().clone();
         let pvc_names: Vec<String> = sandbox
             .spec
@@ -334,7 +331,11 @@ impl World {
         let mut failures = Vec::new();
         for (index, action) in actions.iter().enumerate() {
             match fail(action) {
-                Some(message) => failures.push(Failure { index, message }),
+                Some((message, invalid)) => failures.push(Failure {
+                    index,
+                    message,
+                    invalid,
+                }),
                 None => self.apply(action),
             }
         }
@@ -393,11 +394,6 @@ impl World {
             }
             Action::DeleteService { name, .. } => {
                 self.services.retain(|s| !named(&s.metadata, name))
-            }
-            Action::PatchSandbox { patch } => {
-                if let Some(sandbox) = self.sandbox.as_mut() {
-                    patch_object(sandbox, patch);
-                }
             }
             Action::DeleteSandbox { .. } => self.sandbox = None,
         }

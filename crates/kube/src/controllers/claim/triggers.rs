@@ -59,15 +59,22 @@ pub fn controlling_claim(sandbox: &Sandbox) -> Option<ObjectRef<SandboxClaim>> {
     )
 }
 
+/// The parts of a Sandbox's status its claim's status mirrors besides conditions.
+fn mirrored(sandbox: &Sandbox) -> Option<(&Vec<String>, &String)> {
+    let status = sandbox.status.as_ref()?;
+    Some((&status.pod_ips, &status.service_fqdn))
+}
+
 fn condition<'a>(sandbox: &'a Sandbox, type_: &str) -> Option<&'a Condition> {
     find(&sandbox.status.as_ref()?.conditions, type_)
 }
 
-/// Whether a claim must look at its Sandbox's change: deletion started, Pod IPs, or the whole Ready
-/// or Finished condition changed (a reason-only change to `SandboxExpired` counts).
+/// Whether a claim must look at its Sandbox's change: deletion started, Pod IPs or Service FQDN (both
+/// mirrored in the claim's status), or the whole Ready or Finished condition changed (a reason-only
+/// change to `SandboxExpired` counts).
 pub fn relevant_change(old: &Sandbox, new: &Sandbox) -> bool {
     old.metadata.deletion_timestamp.is_some() != new.metadata.deletion_timestamp.is_some()
-        || old.status.as_ref().map(|s| &s.pod_ips) != new.status.as_ref().map(|s| &s.pod_ips)
+        || mirrored(old) != mirrored(new)
         || condition(old, types::READY) != condition(new, types::READY)
         || condition(old, types::FINISHED) != condition(new, types::FINISHED)
 }
@@ -373,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn only_deletion_ip_ready_and_finished_changes_are_relevant_to_a_claim() {
+    fn only_deletion_ip_fqdn_ready_and_finished_changes_are_relevant_to_a_claim() {
         let old = member("a", "SandboxClaim");
         assert!(!relevant_change(&old, &old));
         let mut labelled = old.clone();
@@ -385,6 +392,11 @@ mod tests {
             ..Default::default()
         });
         assert!(relevant_change(&old, &with_ip));
+        let mut with_fqdn = with_ip.clone();
+        if let Some(s) = with_fqdn.status.as_mut() {
+            s.service_fqdn = "a.ns.svc.cluster.local".into();
+        }
+        assert!(relevant_change(&with_ip, &with_fqdn));
         let ready = |reason: &str| Condition {
             type_: types::READY.into(),
             status: "False".into(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use agent_sandbox_api::hash::name_hash;
-use agent_sandbox_api::keys::{annotations, labels};
+use agent_sandbox_api::keys::labels;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxTemplate, SandboxWarmPool};
 use agent_sandbox_warmpool::Timestamp;
 use agent_sandbox_warmpool::pool::{Config, Member, Observed, plan};
@@ -17,16 +17,6 @@ use crate::controllers::pool::writes::PoolWrites;
 use crate::runtime::control_loop::{Reconcile, requeue_after};
 use crate::runtime::error::Error;
 use crate::runtime::events::EventPublisher;
-
-/// The name of a member's Pod: the pod-name annotation, else the Sandbox's name.
-pub fn pod_name(sandbox: &Sandbox) -> String {
-    sandbox
-        .annotations()
-        .get(annotations::POD_NAME)
-        .filter(|name| !name.is_empty())
-        .cloned()
-        .unwrap_or_else(|| sandbox.name_any())
-}
 
 /// What every pool pass shares.
 pub struct PoolPass {
@@ -70,7 +60,7 @@ impl PoolPass {
             .into_iter()
             .map(|sandbox| {
                 let pod = self.pods.get(
-                    &ObjectRef::new(&pod_name(&sandbox)).within(namespace.unwrap_or_default()),
+                    &ObjectRef::new(&sandbox.name_any()).within(namespace.unwrap_or_default()),
                 );
                 (sandbox, pod)
             })

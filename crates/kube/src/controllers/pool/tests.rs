@@ -6,11 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use std::sync::Arc;
 
-use agent_sandbox_api::keys::annotations;
 use agent_sandbox_api::v1beta1::{Sandbox, SandboxWarmPool};
 use kube::runtime::reflector::ObjectRef;
 
-use crate::controllers::pool::pass::pod_name;
 use crate::controllers::pool::state::{State, pool_key, pool_ref};
 use crate::controllers::pool::writes::slow_start;
 use crate::runtime::feed::Change;
@@ -140,18 +138,6 @@ fn only_extension_pools_control_members() {
         owner.api_version = "example.com/v1".into();
     }
     assert_eq!(pool_ref(&foreign), None);
-}
-
-#[test]
-fn pod_name_prefers_the_annotation() {
-    let mut member = sandbox("a", None).as_ref().clone();
-    assert_eq!(pod_name(&member), "sb-a");
-    member
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(annotations::POD_NAME.into(), "warm-pod".into());
-    assert_eq!(pod_name(&member), "warm-pod");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use agent_sandbox_api::hash::name_hash;
 use agent_sandbox_api::v1beta1::Sandbox;
-use agent_sandbox_core::sandbox::{Observed, pvc_name, tracked_pod_name};
+use agent_sandbox_core::sandbox::{Observed, pvc_name};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -19,8 +19,9 @@ where
         .map(|object| (*object).clone())
 }
 
-/// The snapshot the decision core needs for `sandbox`: the Pods carrying its name hash plus its tracked
-/// Pod, the Service named like it, and the PVCs of its volume claim templates that exist.
+/// The snapshot the decision core needs for `sandbox`: the Pods carrying its name hash plus the Pod named
+/// like it, the Service named like it, and the PVCs of its volume claim templates that exist. The legacy
+/// pod-name annotation is not read.
 pub fn observe<'a>(sandbox: &'a Sandbox, caches: &Caches) -> Observed<'a> {
     let namespace = sandbox.namespace().unwrap_or_default();
     let name = sandbox.name_any();
@@ -32,11 +33,10 @@ pub fn observe<'a>(sandbox: &'a Sandbox, caches: &Caches) -> Observed<'a> {
         .iter()
         .filter_map(|pod| lookup(&caches.pods, &namespace, pod))
         .collect();
-    let tracked = tracked_pod_name(sandbox);
     if !pods
         .iter()
-        .any(|pod| pod.metadata.name.as_deref() == Some(tracked.as_str()))
-        && let Some(pod) = lookup(&caches.pods, &namespace, &tracked)
+        .any(|pod| pod.metadata.name.as_deref() == Some(name.as_str()))
+        && let Some(pod) = lookup(&caches.pods, &namespace, &name)
     {
         pods.push(pod);
     }
@@ -175,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn pods_are_the_hash_labelled_ones_in_the_namespace_plus_the_tracked_one() {
+    fn pods_are_the_hash_labelled_ones_in_the_namespace_plus_the_one_named_like_the_sandbox() {
         let hash = name_hash("sb");
         let caches = caches(
             vec![
@@ -183,27 +183,25 @@ mod tests {
                 pod("ns", "a-labelled", Some(&hash)),
                 pod("other", "elsewhere", Some(&hash)),
                 pod("ns", "other-hash", Some("00000000")),
+                pod("ns", "sb", None),
                 pod("ns", "legacy", None),
                 pod("ns", "unrelated", None),
             ],
             vec![],
             vec![],
         );
+        // The legacy pod-name annotation is not read: the unlabelled Pod it names is not looked up.
         let sb = sandbox("sb", Some("legacy"), &[]);
         let observed = observe(&sb, &caches);
         let pods = observed.pods.as_ref().map(|p| names(p));
         assert_eq!(
             pods,
-            Ok(vec![
-                "a-labelled".into(),
-                "b-labelled".into(),
-                "legacy".into()
-            ])
+            Ok(vec!["a-labelled".into(), "b-labelled".into(), "sb".into()])
         );
     }
 
     #[test]
-    fn the_tracked_pod_defaults_to_the_sandbox_name_and_is_not_listed_twice() {
+    fn the_pod_named_like_the_sandbox_is_not_listed_twice() {
         let hash = name_hash("sb");
         let caches = caches(
             vec![pod("ns", "sb", Some(&hash)), pod("ns", "x", None)],

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use serde_json::Value;
 
 use crate::controllers::sandbox::expectations::{ChildKey, ChildKind, Expected};
-use crate::runtime::error::failure_message;
+use crate::runtime::error::{ErrorKind, failure_message};
 use crate::runtime::writes::{Guard, Writable, Writer};
 
 /// A write whose effect the caches must show before the Sandbox is decided on again.
@@ -44,7 +44,6 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::ReplaceService(_) => "replace_service",
         Action::PatchService { .. } => "patch_service",
         Action::DeleteService { .. } => "delete_service",
-        Action::PatchSandbox { .. } => "patch_sandbox",
         Action::DeleteSandbox { .. } => "delete_sandbox",
     }
 }
@@ -65,6 +64,7 @@ pub async fn execute(writer: &Writer, sandbox: &Sandbox, actions: &[Action]) -> 
                 executed.failures.push(Failure {
                     index,
                     message: failure_message(&error),
+                    invalid: ErrorKind::of(&error) == ErrorKind::Invalid,
                 });
                 executed.errors.push(error);
             }
@@ -101,10 +101,6 @@ async fn execute_one(
         }
         Action::DeleteService { name, uid } => {
             delete_with_uid::<Service>(writer, namespace, name, uid, Some(ChildKind::Service)).await
-        }
-        Action::PatchSandbox { patch } => {
-            let patched: Sandbox = writer.patch(namespace, name, None, patch).await?;
-            Ok(sandbox_written(sandbox, &patched))
         }
         Action::DeleteSandbox { uid } => {
             delete_with_uid::<Sandbox>(writer, namespace, name, uid, None).await
@@ -253,7 +249,6 @@ mod tests {
                 name: String::new(),
                 uid: String::new(),
             },
-            Action::PatchSandbox { patch: json!({}) },
             Action::DeleteSandbox { uid: String::new() },
         ];
         let names: std::collections::BTreeSet<_> = actions.iter().map(action_name).collect();
