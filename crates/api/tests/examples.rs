@@ -107,7 +107,10 @@ fn the_examples_cover_every_kind_and_both_sandbox_versions() {
 
 #[test]
 fn the_v1beta1_sandbox_example_reads_as_upstream_documents_it() {
-    let sandbox: v1beta1::Sandbox = typed("examples/sandbox.yaml", &documents("examples/sandbox.yaml")[0]);
+    let sandbox: v1beta1::Sandbox = typed(
+        "examples/sandbox.yaml",
+        &documents("examples/sandbox.yaml")[0],
+    );
     assert_eq!(sandbox.spec.blueprint.service, Some(true));
     assert_eq!(
         sandbox.spec.operating_mode(),

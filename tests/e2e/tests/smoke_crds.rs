@@ -271,3 +271,132 @@ async fn volume_claim_templates_of_a_v1beta1_sandbox_are_immutable() -> anyhow::
     })
     .await
 }
+
+/// The objects `kubectl kustomize deploy/<dir>` renders (what `kubectl apply -k` would create).
+async fn rendered(dir: &str) -> anyhow::Result<Vec<Value>> {
+    let path = workspace_root().join("deploy").join(dir);
+    let output = kubectl::output(&["kustomize", &path.to_string_lossy()]).await?;
+    ensure!(
+        output.status.success(),
+        "kubectl kustomize {dir} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout)?;
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = Value::deserialize(doc)?;
+        if !value.is_null() {
+            objects.push(value);
+        }
+    }
+    Ok(objects)
+}
+
+/// `kind/name` of every object.
+fn names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The served versions and conversion strategy of every CRD among `objects`.
+fn crd_shapes(objects: &[Value]) -> Vec<(Vec<String>, String)> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .map(|crd| {
+            let versions = crd["spec"]["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["served"] == true)
+                .filter_map(|v| v["name"].as_str().map(str::to_owned))
+                .collect();
+            let strategy = crd["spec"]["conversion"]["strategy"]
+                .as_str()
+                .unwrap_or("None");
+            (versions, strategy.to_owned())
+        })
+        .collect()
+}
+
+/// The controller Deployment's container args.
+fn controller_args(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "agent-sandbox-controller")
+        .and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["args"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_default_install_has_no_webhook_and_only_v1beta1_crds() -> anyhow::Result<()> {
+    let objects = rendered(".").await?;
+    let webhook: Vec<String> = names(&objects)
+        .into_iter()
+        .filter(|name| name.contains("webhook"))
+        .collect();
+    ensure!(
+        webhook.is_empty(),
+        "the default install creates {webhook:?}"
+    );
+    let text = serde_json::to_string(&objects)?;
+    ensure!(
+        !text.contains("9443"),
+        "the default install mentions port 9443"
+    );
+    let shapes = crd_shapes(&objects);
+    ensure!(
+        shapes.len() == 4 && shapes.iter().all(|(v, s)| v == &["v1beta1"] && s == "None"),
+        "the default CRDs: {shapes:?}"
+    );
+    let args = controller_args(&objects);
+    ensure!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--enable-webhook") || a.starts_with("--webhook")),
+        "the controller is started with {args:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_migration_install_adds_v1alpha1_and_the_webhook() -> anyhow::Result<()> {
+    let objects = rendered("migration").await?;
+    let names = names(&objects);
+    for wanted in [
+        "Service/agent-sandbox-webhook-service",
+        "ClusterRole/agent-sandbox-controller-webhook",
+        "Role/agent-sandbox-controller-webhook-certs",
+        "ClusterRole/agent-sandbox-migrate-storage",
+        "Service/sandbox-router-svc",
+    ] {
+        ensure!(
+            names.iter().any(|n| n == wanted),
+            "no {wanted} in {names:?}"
+        );
+    }
+    let shapes = crd_shapes(&objects);
+    ensure!(
+        shapes.len() == 4
+            && shapes
+                .iter()
+                .all(|(v, s)| v == &["v1beta1", "v1alpha1"] && s == "Webhook"),
+        "the migration CRDs: {shapes:?}"
+    );
+    ensure!(
+        controller_args(&objects).contains(&"--enable-webhook=true".to_owned()),
+        "the controller does not serve the webhook"
+    );
+    Ok(())
+}
