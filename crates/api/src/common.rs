@@ -60,6 +60,15 @@ pub struct PersistentVolumeClaimTemplate {
     pub spec: PersistentVolumeClaimSpec,
 }
 
+impl PersistentVolumeClaimTemplate {
+    /// A template with only a name; its spec is filled in field by field.
+    pub fn named(name: impl Into<String>) -> Self {
+        let mut template = Self::default();
+        template.metadata.name = name.into();
+        template
+    }
+}
+
 /// What happens to a Sandbox when its `shutdownTime` passes.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum ShutdownPolicy {

@@ -201,11 +201,7 @@ mod tests {
     #[test]
     fn volume_claim_templates_are_copied_in_order() {
         let mut t = template();
-        let vct = |name: &str| {
-            let mut v = PersistentVolumeClaimTemplate::default();
-            v.metadata.name = name.into();
-            v
-        };
+        let vct = PersistentVolumeClaimTemplate::named;
         t.spec.blueprint.volume_claim_templates = vec![vct("b"), vct("a")];
         let member = build(&pool(), &t, MemberConfig::default());
         let names: Vec<_> = member

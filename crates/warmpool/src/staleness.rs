@@ -178,11 +178,7 @@ mod tests {
 
     #[test]
     fn volume_claim_templates_compare_by_position_name_and_spec() {
-        let vct = |name: &str| {
-            let mut v = PersistentVolumeClaimTemplate::default();
-            v.metadata.name = name.into();
-            v
-        };
+        let vct = PersistentVolumeClaimTemplate::named;
         let mut t = template("v1");
         t.spec.blueprint.volume_claim_templates = vec![vct("a"), vct("b")];
         let mut m = member(&t);
@@ -243,8 +239,7 @@ mod tests {
     #[test]
     fn what_makes_a_member_stale_and_what_does_not() {
         let vct = |name: &str, class: &str| {
-            let mut v = PersistentVolumeClaimTemplate::default();
-            v.metadata.name = name.into();
+            let mut v = PersistentVolumeClaimTemplate::named(name);
             v.spec.storage_class_name = Some(class.into());
             v
         };

@@ -27,7 +27,8 @@ use serde_json::json;
 
 use webhook_support::{
     CRDS, SECRET, STARTED, SYSTEM_NAMESPACE, TIMEOUT, api, cert_dir, eventually, free_port, object,
-    pod_template, start_controller, start_controller_with, wait_for_crds_pointing_at, wait_logged,
+    pod_template, start_controller, start_controller_with, stop_controller,
+    wait_for_crds_pointing_at, wait_logged,
 };
 
 async fn secret_ca(env: &TestEnv) -> anyhow::Result<(Vec<u8>, String)> {
@@ -370,15 +371,7 @@ async fn both_versions_are_served_through_the_controllers_webhook() -> anyhow::R
         let result = scenarios(&env, &mut controller).await;
         // Always: the default CRDs come back (strategy None before the webhook goes away).
         let reset = crds::restore_default(&env.client).await;
-        let stopped = match controller.as_mut() {
-            Some(controller) => {
-                if result.is_err() {
-                    eprintln!("controller log (tail):\n{}", controller.tail(60));
-                }
-                controller.stop().await
-            }
-            None => Ok(()),
-        };
+        let stopped = stop_controller(&mut controller, result.is_err()).await;
         match (result, reset, stopped) {
             (Err(error), _, _) => Err(error),
             (Ok(()), Err(error), _) => Err(error.context("restoring the default CRDs")),

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use webhook_support::{
     TIMEOUT, api, eventually, free_port, object, pod_template, start_controller_with,
-    wait_for_crds_pointing_at,
+    stop_controller, wait_for_crds_pointing_at,
 };
 
 /// The four kinds: kind, and the `group/resource` etcd keys them under.
@@ -504,15 +504,7 @@ async fn an_upstream_0x_install_moves_to_v1beta1_only_losing_nothing() -> anyhow
     TestEnv::run("upgrade", |env| async move {
         let mut controller = None;
         let result = scenario(&env, &mut controller).await;
-        let stopped = match controller.as_mut() {
-            Some(controller) => {
-                if result.is_err() {
-                    eprintln!("controller log (tail):\n{}", controller.tail(60));
-                }
-                controller.stop().await
-            }
-            None => Ok(()),
-        };
+        let stopped = stop_controller(&mut controller, result.is_err()).await;
         // Always: the default CRDs come back (after the controller, whose webhook they stop using).
         let restored = crds::restore_default(&env.client).await;
         match (result, stopped, restored) {

@@ -83,11 +83,7 @@ mod tests {
         blueprint.service = service;
         blueprint.volume_claim_templates = templates
             .iter()
-            .map(|t| {
-                let mut template = PersistentVolumeClaimTemplate::default();
-                template.metadata.name = (*t).to_owned();
-                template
-            })
+            .map(|t| PersistentVolumeClaimTemplate::named(*t))
             .collect();
         sandbox
     }

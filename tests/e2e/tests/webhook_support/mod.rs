@@ -193,3 +193,19 @@ pub fn start_controller_with(
     args.extend_from_slice(extra);
     Controller::start(name, kubeconfig, &args)
 }
+
+/// Stops the suite's controller, if one still runs, printing the tail of its log when the suite failed.
+pub async fn stop_controller(
+    controller: &mut Option<Controller>,
+    failed: bool,
+) -> anyhow::Result<()> {
+    match controller.as_mut() {
+        Some(controller) => {
+            if failed {
+                eprintln!("controller log (tail):\n{}", controller.tail(60));
+            }
+            controller.stop().await
+        }
+        None => Ok(()),
+    }
+}

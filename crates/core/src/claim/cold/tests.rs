@@ -76,8 +76,7 @@ fn var(name: &str, value: &str, container: &str) -> EnvVar {
 }
 
 fn vct(name: &str, class: &str) -> PersistentVolumeClaimTemplate {
-    let mut v = PersistentVolumeClaimTemplate::default();
-    v.metadata.name = name.into();
+    let mut v = PersistentVolumeClaimTemplate::named(name);
     v.spec.storage_class_name = Some(class.into());
     v
 }

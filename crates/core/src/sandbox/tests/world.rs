@@ -73,9 +73,7 @@ pub fn with_ports(mut sandbox: Sandbox, ports: &[(i32, Option<&str>, Option<&str
 }
 
 pub fn vct(name: &str) -> PersistentVolumeClaimTemplate {
-    let mut t = PersistentVolumeClaimTemplate::default();
-    t.metadata.name = name.into();
-    t
+    PersistentVolumeClaimTemplate::named(name)
 }
 
 pub fn owner(uid: &str, kind: &str) -> OwnerReference {

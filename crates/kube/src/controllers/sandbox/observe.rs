@@ -144,11 +144,7 @@ mod tests {
         }
         sandbox.spec.blueprint.volume_claim_templates = templates
             .iter()
-            .map(|t| {
-                let mut template = PersistentVolumeClaimTemplate::default();
-                template.metadata.name = (*t).to_owned();
-                template
-            })
+            .map(|t| PersistentVolumeClaimTemplate::named(*t))
             .collect();
         sandbox
     }
