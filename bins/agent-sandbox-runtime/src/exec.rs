@@ -2,6 +2,7 @@
 //! group, and output buffers with a hard bound.
 
 use std::collections::HashSet;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,7 +186,7 @@ pub async fn run(
     if processes.shutting_down() {
         return Err(ExecError::ShuttingDown);
     }
-    let mut child = spawn(argv, cwd, env, Stdio::null())?;
+    let mut child = spawn(argv, cwd, env, Streams::output_piped(Stdio::null()))?;
     let group = child.id().map(|id| id as i32).unwrap_or_default();
     let mut registered = Registered::new(processes, group);
     let readers = Readers::start(&mut child, limits.max_output);
@@ -205,22 +206,50 @@ pub async fn run(
     })
 }
 
+/// Where a started command's standard streams go.
+pub struct Streams {
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+}
+
+impl Streams {
+    /// `stdin` as given, stdout and stderr piped to the daemon.
+    pub fn output_piped(stdin: Stdio) -> Self {
+        Self {
+            stdin,
+            stdout: Stdio::piped(),
+            stderr: Stdio::piped(),
+        }
+    }
+
+    /// All three on one terminal, a PTY's slave.
+    pub fn terminal(slave: OwnedFd) -> std::io::Result<Self> {
+        Ok(Self {
+            stdin: slave.try_clone()?.into(),
+            stdout: slave.try_clone()?.into(),
+            stderr: slave.into(),
+        })
+    }
+}
+
 /// Starts `argv` in `cwd` with `env` added, in a process group of its own (so it can be ended
-/// whole), with both outputs piped; killed if the handle is dropped.
+/// whole), with its standard streams as `streams` say; killed if the handle is dropped. The
+/// streams' descriptors are closed in the daemon once the child has its copies.
 pub fn spawn(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
-    stdin: Stdio,
+    streams: Streams,
 ) -> Result<Child, ExecError> {
     let program = argv.first().cloned().unwrap_or_default();
     Command::new(&program)
         .args(&argv[1.min(argv.len())..])
         .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(streams.stdin)
+        .stdout(streams.stdout)
+        .stderr(streams.stderr)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()

@@ -2,8 +2,25 @@
 //!
 //! Process ids are virtual: a counter in this daemon, not OS pids, valid while `Start`'s stream
 //! is open. Output travels through a bounded channel, so a slow client slows the process down
-//! (its pipe fills) instead of growing a buffer. PTYs are not supported yet: `Start` with a `pty`
-//! answers `UNIMPLEMENTED` and `ResizeTTY` `FAILED_PRECONDITION`.
+//! (its pipe fills) instead of growing a buffer.
+//!
+//! ## PTYs
+//!
+//! `Start` with a `pty` (rows and cols between 1 and 65535, else `INVALID_ARGUMENT`) runs the
+//! process on a pseudo-terminal of that size (see [`crate::pty`]), in its own process group like
+//! any other. A terminal has one output, so everything the process writes, stderr included,
+//! arrives as `stdout` events in the order it was written, with the terminal's conventions (`\r\n`
+//! line ends, echoed input). `WriteStdin` writes to the terminal as a keyboard would: input is
+//! echoed and edited by the line discipline; end of input sends `^D` (which ends input for a
+//! reader at the start of a line, as typing it does). `ResizeTTY` sets the window size and sends
+//! SIGWINCH to the process group; on a process started without a PTY it answers
+//! `FAILED_PRECONDITION`.
+//!
+//! The terminal is not the process's controlling terminal (that would need code between fork and
+//! exec, and this crate has no `unsafe`), so the kernel sends no terminal signals: the SIGWINCH
+//! after a resize is sent by this service, and a `^C` written to stdin reaches the line discipline
+//! but no process group receives SIGINT: a client interrupts with `SendSignal(SIGINT)`. An
+//! interactive shell on it runs without job control.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,13 +31,18 @@ use std::sync::{Arc, Mutex};
 
 use futures::Stream;
 use rustix::process::Signal as OsSignal;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
-use crate::exec::{self, ExecError, Processes, Registered};
+use crate::exec::{self, ExecError, Processes, Registered, Streams};
+use crate::pty::{self, Master};
 use crate::state::State;
+
+mod stdio;
+use stdio::{StdinMessage, feed_stdin, forward};
 
 /// Code generated from `proto/process/v1/process.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -35,14 +57,11 @@ use proto::{
     WriteStdinRequest, WriteStdinResponse, start_response::Event, write_stdin_request::Payload,
 };
 
-/// Size of one output chunk on the stream.
-const CHUNK: usize = 32 * 1024;
-
-type StdinMessage = (Option<Vec<u8>>, oneshot::Sender<std::io::Result<()>>);
-
 struct Running {
     group: i32,
     stdin: mpsc::Sender<StdinMessage>,
+    /// The PTY's master, for a process started with one: what ResizeTTY resizes.
+    terminal: Option<Master>,
 }
 
 /// The service.
@@ -72,22 +91,72 @@ impl ProcessService {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Gives a started process its id, feeds its stdin from WriteStdin and makes it reachable by
-    /// WriteStdin and SendSignal.
-    fn register(&self, child: &mut Child, group: i32) -> i32 {
+    /// Gives a started process its id, feeds `input` from WriteStdin (`eof` being what end of
+    /// input writes) and makes it reachable by WriteStdin, SendSignal and ResizeTTY.
+    fn register<W: AsyncWrite + Unpin + Send + 'static>(
+        &self,
+        group: i32,
+        input: Option<W>,
+        eof: &'static [u8],
+        terminal: Option<Master>,
+    ) -> i32 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (stdin_tx, stdin_rx) = mpsc::channel::<StdinMessage>(8);
-        if let Some(stdin) = child.stdin.take() {
-            tokio::spawn(feed_stdin(stdin, stdin_rx));
+        if let Some(input) = input {
+            tokio::spawn(feed_stdin(input, eof, stdin_rx));
         }
         self.lock().insert(
             id,
             Running {
                 group,
                 stdin: stdin_tx,
+                terminal,
             },
         );
         id
+    }
+
+    /// Starts a validated process: on pipes, or on a new PTY of `size`, whose master is returned.
+    fn spawn(
+        plan: &Validated,
+        size: Option<rustix::termios::Winsize>,
+    ) -> Result<(Child, Option<Master>), Status> {
+        let spawn = |streams| exec::spawn(&plan.argv, &plan.cwd, &plan.env, streams);
+        let Some(size) = size else {
+            let child = spawn(Streams::output_piped(Stdio::piped())).map_err(exec_status)?;
+            return Ok((child, None));
+        };
+        let pty_error = |err: std::io::Error| Status::internal(format!("cannot open a PTY: {err}"));
+        let (master, slave) = Master::open(size).map_err(pty_error)?;
+        let child = spawn(Streams::terminal(slave).map_err(pty_error)?).map_err(exec_status)?;
+        Ok((child, Some(master)))
+    }
+
+    /// Registers a started process and starts forwarding its output to `tx`; returns its id and
+    /// the forwarding tasks.
+    fn connect(
+        &self,
+        child: &mut Child,
+        group: i32,
+        terminal: Option<Master>,
+        tx: &mpsc::Sender<Result<StartResponse, Status>>,
+    ) -> (i32, Vec<JoinHandle<()>>) {
+        match terminal {
+            None => {
+                let id = self.register(group, child.stdin.take(), b"", None);
+                let outputs = vec![
+                    tokio::spawn(forward(child.stdout.take(), tx.clone(), Event::Stdout)),
+                    tokio::spawn(forward(child.stderr.take(), tx.clone(), Event::Stderr)),
+                ];
+                (id, outputs)
+            }
+            Some(master) => {
+                let id = self.register(group, Some(master.clone()), pty::EOF, Some(master.clone()));
+                // The terminal merged stdout and stderr: its one output is sent as stdout.
+                let output = tokio::spawn(forward(Some(master), tx.clone(), Event::Stdout));
+                (id, vec![output])
+            }
+        }
     }
 
     /// Streams a started process's output to `tx` until it exits, then its exit event; when the
@@ -99,20 +168,18 @@ impl ProcessService {
         group: i32,
         mut registered: Registered<Arc<Processes>>,
         tx: mpsc::Sender<Result<StartResponse, Status>>,
+        outputs: Vec<JoinHandle<()>>,
     ) {
-        let forward_out = tokio::spawn(forward(child.stdout.take(), tx.clone(), Event::Stdout));
-        let forward_err = tokio::spawn(forward(child.stderr.take(), tx.clone(), Event::Stderr));
-        let aborts = [forward_out.abort_handle(), forward_err.abort_handle()];
-        let outputs = async {
-            let _ = tokio::join!(forward_out, forward_err);
-        };
+        let aborts: Vec<_> = outputs.iter().map(JoinHandle::abort_handle).collect();
+        let outputs = futures::future::join_all(outputs);
         let mut client_gone = false;
         let exit = tokio::select! {
             status = child.wait() => status.ok().map(exec::exit_of),
             () = tx.closed() => { client_gone = true; None }
         };
         if !client_gone {
-            // Drain the pipes, with a grace period for background children holding them.
+            // Drain the pipes (or the PTY), with a grace period for background children holding
+            // them.
             if tokio::time::timeout(self.state.limits.drain_grace, outputs)
                 .await
                 .is_err()
@@ -129,7 +196,8 @@ impl ProcessService {
                 .await;
             registered.finish();
         }
-        // Dropped unfinished (client gone) the guard kills the whole group.
+        // Dropped unfinished (client gone) the guard kills the whole group. Removing the entry
+        // ends the stdin task; with it and the output task gone, a PTY's master is closed.
         self.lock().remove(&id);
         drop(registered);
     }
@@ -205,28 +273,30 @@ impl proto::process_service_server::ProcessService for ProcessService {
         request: Request<StartRequest>,
     ) -> Result<Response<Self::StartStream>, Status> {
         let request = request.into_inner();
-        if request.pty.is_some() {
-            return Err(Status::unimplemented(
-                "PTYs are not supported by this runtime yet",
-            ));
-        }
         let plan = validate(&self.state, request.config)?;
+        let size = request
+            .pty
+            .map(|pty| pty::window_size(pty.rows, pty.cols))
+            .transpose()
+            .map_err(|err| Status::invalid_argument(format!("pty: {err}")))?;
         if self.state.processes.shutting_down() {
             return Err(exec_status(ExecError::ShuttingDown));
         }
-        let mut child =
-            exec::spawn(&plan.argv, &plan.cwd, &plan.env, Stdio::piped()).map_err(exec_status)?;
+        let (mut child, terminal) = Self::spawn(&plan, size)?;
         let group = child.id().map(|id| id as i32).unwrap_or_default();
         let registered = Registered::new(self.state.processes.clone(), group);
-        let id = self.register(&mut child, group);
         let (tx, rx) = mpsc::channel::<Result<StartResponse, Status>>(8);
+        let (id, outputs) = self.connect(&mut child, group, terminal, &tx);
         // Registered before the init event goes out, so WriteStdin and SendSignal cannot race it.
         let _ = tx
             .send(Ok(StartResponse {
                 event: Some(Event::Init(InitEvent { process_id: id })),
             }))
             .await;
-        tokio::spawn(self.clone().supervise(id, child, group, registered, tx));
+        tokio::spawn(
+            self.clone()
+                .supervise(id, child, group, registered, tx, outputs),
+        );
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
@@ -314,60 +384,27 @@ impl proto::process_service_server::ProcessService for ProcessService {
         &self,
         request: Request<ResizeTtyRequest>,
     ) -> Result<Response<ResizeTtyResponse>, Status> {
-        let id = request.into_inner().process_id;
-        if !self.lock().contains_key(&id) {
-            return Err(Status::not_found(format!("no process {id}")));
-        }
-        Err(Status::failed_precondition(format!(
-            "process {id} has no PTY"
-        )))
-    }
-}
-
-/// Writes what WriteStdin sends to the child's stdin; `None` closes it.
-async fn feed_stdin(mut stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<StdinMessage>) {
-    while let Some((data, ack)) = rx.recv().await {
-        match data {
-            Some(bytes) => {
-                let result = async {
-                    stdin.write_all(&bytes).await?;
-                    stdin.flush().await
-                }
-                .await;
-                let failed = result.is_err();
-                let _ = ack.send(result);
-                if failed {
-                    return;
-                }
-            }
-            None => {
-                let _ = ack.send(Ok(()));
-                return;
-            }
-        }
-    }
-}
-
-/// Sends a pipe's output as events until its end (or until the client is gone).
-async fn forward<R: AsyncRead + Unpin>(
-    pipe: Option<R>,
-    tx: mpsc::Sender<Result<StartResponse, Status>>,
-    event: fn(Vec<u8>) -> Event,
-) {
-    let Some(mut pipe) = pipe else { return };
-    let mut chunk = vec![0u8; CHUNK];
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let item = Ok(StartResponse {
-                    event: Some(event(chunk[..n].to_vec())),
-                });
-                if tx.send(item).await.is_err() {
-                    return;
-                }
-            }
-        }
+        let request = request.into_inner();
+        let id = request.process_id;
+        let size =
+            pty::window_size(request.rows, request.cols).map_err(Status::invalid_argument)?;
+        let (group, terminal) = self
+            .lock()
+            .get(&id)
+            .map(|r| (r.group, r.terminal.clone()))
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+        let terminal = terminal.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "process {id} was started without a PTY, so it has no window size to change"
+            ))
+        })?;
+        terminal.resize(size).map_err(|err| {
+            Status::failed_precondition(format!("cannot resize the PTY of process {id}: {err}"))
+        })?;
+        // The kernel signals only a controlling terminal's foreground group, and this PTY is
+        // nobody's controlling terminal (see the module doc).
+        exec::signal_group(group, OsSignal::WINCH);
+        Ok(Response::new(ResizeTtyResponse {}))
     }
 }
 

@@ -39,8 +39,11 @@
 //! the exit event; `Execute` runs to completion (bounded like `/execute`, `RESOURCE_EXHAUSTED`
 //! past the bound); `WriteStdin` feeds or closes stdin; `SendSignal` sends SIGINT, SIGTERM or
 //! SIGKILL to the process group. A start failure maps to `NOT_FOUND`, `PERMISSION_DENIED` or
-//! `INTERNAL`, a `cwd` outside the root to `PERMISSION_DENIED`. PTYs are not supported yet
-//! (`Start` with `pty` is `UNIMPLEMENTED`, `ResizeTTY` is `FAILED_PRECONDITION`). Messages, field
+//! `INTERNAL`, a `cwd` outside the root to `PERMISSION_DENIED`. `Start` with a `pty` runs the
+//! process on a pseudo-terminal of that size, its output (stderr merged) as stdout events;
+//! `ResizeTTY` changes the size and sends SIGWINCH to the group (`FAILED_PRECONDITION` without a
+//! PTY). The PTY is not the process's controlling terminal, so `^C` written to it sends no SIGINT
+//! (see [`grpc`] and [`pty`]). Messages, field
 //! numbers, types and enum values match the descriptor of the stubs the Python SDK 1.0.8 ships
 //! (compared field by field; the SDK's e2e suite runs `Execute` through them). A client deadline
 //! (`grpc-timeout`, the SDK's `command_timeout`) ends the call and kills the process group.
@@ -89,6 +92,7 @@ pub mod files;
 pub mod grpc;
 pub mod legacy;
 pub mod metadata;
+pub mod pty;
 pub mod rest;
 pub mod server;
 pub mod state;

@@ -1,54 +1,15 @@
-//! The `process.v1.ProcessService` gRPC service served in-process on 127.0.0.1:0.
+//! The `process.v1.ProcessService` gRPC service served in-process on 127.0.0.1:0 (PTYs: `pty.rs`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod process_service;
+
 use std::time::Duration;
 
-use agent_sandbox_runtime::exec::Limits;
-use agent_sandbox_runtime::grpc::ProcessService;
-use agent_sandbox_runtime::grpc::proto::process_service_client::ProcessServiceClient;
 use agent_sandbox_runtime::grpc::proto::{
-    ExecuteRequest, InitEvent, ProcessConfig, SendSignalRequest, Signal, StartRequest,
-    StartResponse, WriteStdinRequest, start_response::Event, write_stdin_request::Payload,
+    ExecuteRequest, SendSignalRequest, Signal, WriteStdinRequest, start_response::Event,
+    write_stdin_request::Payload,
 };
-use agent_sandbox_runtime::state::State;
+use process_service::{config, start, start_process};
 use tonic::Code;
-use tonic::transport::Channel;
-
-async fn start() -> (ProcessServiceClient<Channel>, Arc<State>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
-        timeout: Duration::from_secs(30),
-        max_output: 64 * 1024,
-        drain_grace: Duration::from_secs(2),
-    };
-    let state = Arc::new(State::new(&dir.path().join("root"), limits, "SANDBOX_").unwrap());
-    std::fs::create_dir_all(dir.path().join("root/sub")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = ProcessService::new(state.clone()).into_server();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .serve_with_incoming(
-                service,
-                tonic::transport::server::TcpIncoming::from(listener),
-            )
-            .await
-            .unwrap()
-    });
-    let client = ProcessServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    (client, state, dir)
-}
-
-fn config(argv: &[&str]) -> Option<ProcessConfig> {
-    Some(ProcessConfig {
-        command: argv.iter().map(|a| (*a).to_owned()).collect(),
-        env_vars: HashMap::new(),
-        cwd: None,
-    })
-}
 
 #[tokio::test]
 async fn execute_runs_to_completion() {
@@ -141,29 +102,10 @@ async fn a_deadline_ends_execute_and_its_process_group() {
     assert!(gone, "the background child outlived the expired call");
 }
 
-/// Starts `command` and reads the stream's first event, which must be init.
-async fn start_process(
-    client: &mut ProcessServiceClient<Channel>,
-    command: &[&str],
-) -> (tonic::Streaming<StartResponse>, InitEvent) {
-    let mut stream = client
-        .start(StartRequest {
-            config: config(command),
-            pty: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(Event::Init(init)) = stream.message().await.unwrap().unwrap().event else {
-        panic!("the first event must be init")
-    };
-    (stream, init)
-}
-
 #[tokio::test]
 async fn start_streams_stdin_output_and_exit() {
     let (mut client, _state, _dir) = start().await;
-    let (mut stream, init) = start_process(&mut client, &["cat"]).await;
+    let (mut stream, init) = start_process(&mut client, &["cat"], None).await;
     client
         .write_stdin(WriteStdinRequest {
             process_id: init.process_id,
@@ -201,8 +143,12 @@ async fn start_streams_stdin_output_and_exit() {
 #[tokio::test]
 async fn signals_reach_the_process_group() {
     let (mut client, state, _dir) = start().await;
-    let (mut stream, init) =
-        start_process(&mut client, &["/bin/sh", "-c", "sleep 30 & sleep 30; wait"]).await;
+    let (mut stream, init) = start_process(
+        &mut client,
+        &["/bin/sh", "-c", "sleep 30 & sleep 30; wait"],
+        None,
+    )
+    .await;
     let bad = client
         .send_signal(SendSignalRequest {
             process_id: init.process_id,
