@@ -16,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::context::Bench;
@@ -409,28 +409,6 @@ impl Connection {
     }
 
     async fn read_answer(&mut self) -> anyhow::Result<(u16, Vec<u8>)> {
-        let mut status = None;
-        let mut length = None;
-        loop {
-            let mut line = String::new();
-            ensure!(
-                self.stream.read_line(&mut line).await? > 0,
-                "connection closed mid-answer"
-            );
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if status.is_none() {
-                status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-            } else if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().ok();
-            }
-        }
-        let mut body = vec![0; length.context("an answer without Content-Length")?];
-        self.stream.read_exact(&mut body).await?;
-        Ok((status.context("no status line")?, body))
+        agent_sandbox_testkit::http::read_answer(&mut self.stream).await
     }
 }

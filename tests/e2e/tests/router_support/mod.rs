@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use agent_sandbox_testkit::controller::{SYSTEM_NAMESPACE, service_account_kubeconfig};
 use agent_sandbox_testkit::router::Router;
-use agent_sandbox_testkit::{TestEnv, cluster, manifests, workspace_root};
+use agent_sandbox_testkit::{TestEnv, cluster, http, manifests, workspace_root};
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -305,45 +305,12 @@ async fn median_latency(addr: SocketAddr, headers: &[(&str, &str)]) -> anyhow::R
     for _ in 0..TIMED_REQUESTS {
         let started = Instant::now();
         stream.get_mut().write_all(request.as_bytes()).await?;
-        let (status, length) = read_head(&mut stream).await?;
-        let mut body = vec![0; length];
-        stream.read_exact(&mut body).await?;
+        let (status, _) = http::read_answer(&mut stream).await?;
         times.push(started.elapsed());
         ensure!(status == 200, "GET / via {addr}: {status}");
     }
     times.sort_unstable();
     Ok(times[times.len() / 2])
-}
-
-/// Reads a response head; its status and `Content-Length` (which these answers always carry).
-async fn read_head(
-    stream: &mut tokio::io::BufReader<tokio::net::TcpStream>,
-) -> anyhow::Result<(u16, usize)> {
-    use tokio::io::AsyncBufReadExt;
-    let mut status = None;
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        ensure!(
-            stream.read_line(&mut line).await? > 0,
-            "connection closed mid-answer"
-        );
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if status.is_none() {
-            status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-        } else if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok();
-        }
-    }
-    Ok((
-        status.context("no status line")?,
-        length.context("no Content-Length")?,
-    ))
 }
 
 fn ms(d: Duration) -> f64 {
