@@ -14,7 +14,8 @@ use crate::stats::{Latency, round};
 use crate::sysinfo::ProcSample;
 
 /// Controller histograms reported when present: ours, upstream's names, controller-runtime's.
-const HISTOGRAMS: [&str; 6] = [
+const HISTOGRAMS: [&str; 7] = [
+    "agent_sandbox_claim_ready_seconds",
     "agent_sandbox_claim_controller_startup_latency_ms",
     "agent_sandbox_claim_startup_latency_ms",
     "agent_sandbox_creation_latency_ms",

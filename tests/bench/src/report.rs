@@ -245,10 +245,11 @@ fn phase_rows(controller: &str, p: &Phase) -> String {
     out
 }
 
-/// The controller histogram shown in the table: the claim controller's if present, else the reconcile
-/// duration, else any.
+/// The controller histogram shown in the table: the claim controller's if present (our 1 ms buckets,
+/// else upstream's), else the reconcile duration, else any.
 fn primary_histogram(p: &Phase) -> Option<&HistogramSummary> {
     [
+        "agent_sandbox_claim_ready_seconds",
         "agent_sandbox_claim_controller_startup_latency_ms",
         "agent_sandbox_reconcile_duration_seconds",
         "controller_runtime_reconcile_time_seconds",
