@@ -8,7 +8,7 @@ use agent_sandbox_runtime::grpc::proto::{
     ExecuteRequest, SendSignalRequest, Signal, WriteStdinRequest, start_response::Event,
     write_stdin_request::Payload,
 };
-use process_service::{config, start, start_process};
+use process_service::{config, signal, start, start_process};
 use tonic::Code;
 
 #[tokio::test]
@@ -130,11 +130,7 @@ async fn start_streams_stdin_output_and_exit() {
     assert_eq!(exit.exit_code, 0);
     assert!(stream.message().await.unwrap().is_none());
 
-    let gone = client
-        .send_signal(SendSignalRequest {
-            process_id: init.process_id,
-            signal: Signal::Sigterm as i32,
-        })
+    let gone = signal(&mut client, init.process_id, Signal::Sigterm as i32)
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
@@ -149,19 +145,9 @@ async fn signals_reach_the_process_group() {
         None,
     )
     .await;
-    let bad = client
-        .send_signal(SendSignalRequest {
-            process_id: init.process_id,
-            signal: 0,
-        })
-        .await
-        .unwrap_err();
+    let bad = signal(&mut client, init.process_id, 0).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    client
-        .send_signal(SendSignalRequest {
-            process_id: init.process_id,
-            signal: Signal::Sigkill as i32,
-        })
+    signal(&mut client, init.process_id, Signal::Sigkill as i32)
         .await
         .unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(5), async {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use agent_sandbox_runtime::grpc::proto::process_service_client::ProcessServiceClient;
 use agent_sandbox_runtime::grpc::proto::{
-    Pty, ResizeTtyRequest, SendSignalRequest, Signal, StartResponse, WriteStdinRequest,
-    start_response::Event, write_stdin_request::Payload,
+    Pty, ResizeTtyRequest, Signal, StartResponse, WriteStdinRequest, start_response::Event,
+    write_stdin_request::Payload,
 };
-use process_service::{start, start_process};
+use process_service::{signal, start, start_process};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
@@ -140,11 +140,7 @@ async fn a_resize_changes_the_size_and_sends_sigwinch() {
             .unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument, "{rows}x{cols}");
     }
-    client
-        .send_signal(SendSignalRequest {
-            process_id: init.process_id,
-            signal: Signal::Sigkill as i32,
-        })
+    signal(&mut client, init.process_id, Signal::Sigkill as i32)
         .await
         .unwrap();
     read_until(&mut stream, &mut seen, None).await;
@@ -181,11 +177,7 @@ async fn signals_and_exit_codes_work_on_a_pty() {
     assert_eq!(seen.exit, Some(3));
 
     let (mut stream, init) = start_process(&mut client, &["sleep", "30"], pty(24, 80)).await;
-    client
-        .send_signal(SendSignalRequest {
-            process_id: init.process_id,
-            signal: Signal::Sigint as i32,
-        })
+    signal(&mut client, init.process_id, Signal::Sigint as i32)
         .await
         .unwrap();
     let mut seen = Seen::default();

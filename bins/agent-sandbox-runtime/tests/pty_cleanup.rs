@@ -1,6 +1,7 @@
 //! A PTY's master is closed when its process ends and when the client goes away. A test binary of
 //! its own: it counts the PTY masters this process holds, which tests running beside it would change.
 
+#[allow(dead_code)]
 mod process_service;
 // Shared with tests that use all of it; this one only polls.
 #[allow(dead_code)]

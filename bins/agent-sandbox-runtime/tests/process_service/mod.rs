@@ -8,7 +8,8 @@ use agent_sandbox_runtime::exec::Limits;
 use agent_sandbox_runtime::grpc::ProcessService;
 use agent_sandbox_runtime::grpc::proto::process_service_client::ProcessServiceClient;
 use agent_sandbox_runtime::grpc::proto::{
-    InitEvent, ProcessConfig, Pty, StartRequest, StartResponse, start_response::Event,
+    InitEvent, ProcessConfig, Pty, SendSignalRequest, SendSignalResponse, StartRequest,
+    StartResponse, start_response::Event,
 };
 use agent_sandbox_runtime::state::State;
 use tonic::transport::Channel;
@@ -70,4 +71,15 @@ pub async fn start_process(
         panic!("the first event must be init")
     };
     (stream, init)
+}
+
+/// Sends `signal` (a `Signal` as its number, or any number to test refusals) to `process_id`.
+pub async fn signal(
+    client: &mut ProcessServiceClient<Channel>,
+    process_id: i32,
+    signal: i32,
+) -> Result<tonic::Response<SendSignalResponse>, tonic::Status> {
+    client
+        .send_signal(SendSignalRequest { process_id, signal })
+        .await
 }
