@@ -2,8 +2,9 @@
 unchanged) against the local cluster through our router.
 
 The e2e test `sdk` (tests/e2e/tests/sdk.rs) runs this suite with pytest after it has started the
-controller and the router (host processes) and made a namespace with the python-runtime template of
-deploy/local-cluster and a warm pool of it. It passes:
+controller and the router (host processes), deployed the router into the cluster as well
+(deploy/local-cluster/router, for the SDK's default port-forward connection) and made a namespace
+with the python-runtime template of deploy/local-cluster and a warm pool of it. It passes:
 
   SDK_ROUTER_URL  the router, e.g. http://127.0.0.1:41234
   SDK_NAMESPACE   the namespace the template and the pool are in
@@ -56,9 +57,9 @@ def runc_pool() -> str:
 
 @pytest.fixture(scope="session")
 def direct(router_url: str) -> SandboxDirectConnectionConfig:
-    """The SDK's connection to a router URL. Its default, a `kubectl port-forward` to the router's
-    Service, needs the router running in the cluster, which the local cluster cannot do yet (pods
-    there cannot reach the API server)."""
+    """The SDK's connection to a router URL: the router the e2e test runs as a host process. The
+    SDK's default connection (a `kubectl port-forward` to the router's Service) has its own
+    scenario, test_tunnel.py, against the router the e2e test deploys into the cluster."""
     return SandboxDirectConnectionConfig(api_url=router_url)
 
 

@@ -2,8 +2,9 @@
 //! real node), installs the CRDs, runs the controller (with the extension controllers) in the background,
 //! shows a Sandbox becoming Ready on the real node under gVisor and runs a command inside it, fills a warm
 //! pool of gVisor sandboxes running the in-sandbox runtime, claims one (printing how long the claim
-//! took), starts the router in the background and runs a command in the claimed sandbox through it,
-//! then does the same from Python with upstream's SDK. `cargo xtask demo --stop` undoes it.
+//! took), deploys the router into the cluster (the default install's Deployment, from the locally built
+//! image), runs a command in the claimed sandbox through it, then does the same from Python with
+//! upstream's SDK and its default connection. `cargo xtask demo --stop` undoes it.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -33,6 +34,11 @@ const CLAIM_EXAMPLE: &str = "deploy/examples/sandboxclaim.yaml";
 const CLAIM: &str = "my-agent";
 /// Upstream's Python SDK in the claim → run → files loop (deploy/examples/quickstart.py).
 const QUICKSTART: &str = "deploy/examples/quickstart.py";
+/// The default install's router made to run on the local cluster (the locally built image).
+const ROUTER_OVERLAY: &str = "deploy/local-cluster/router";
+/// Where deploy/ installs the router, and the namespace's manifest (deploy/controller's).
+const SYSTEM_NAMESPACE: &str = "agent-sandbox-system";
+const NAMESPACE_MANIFEST: &str = "deploy/controller/namespace.yaml";
 const STEPS: u8 = 9;
 
 fn demo_dir() -> PathBuf {
@@ -43,8 +49,9 @@ fn pid_file() -> PathBuf {
     demo_dir().join("controller.pid")
 }
 
-fn router_pid_file() -> PathBuf {
-    demo_dir().join("router.pid")
+/// The `kubectl port-forward` to the router's Service that the demo leaves running.
+fn port_forward_pid_file() -> PathBuf {
+    demo_dir().join("port-forward.pid")
 }
 
 /// Runs (or stops) the demo.
@@ -67,15 +74,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     show_pool(&kubectl, &log)?;
     let claimed = claim(&kubectl, &log)?;
     let router = SocketAddr::from(([127, 0, 0, 1], cluster::ports::demo_router()));
-    run_through_router(&kubectl.kubeconfig, router, &claimed)?;
-    let python = run_from_python(&kubectl.kubeconfig, router)?;
+    run_through_router(&kubectl, router, &claimed, &log)?;
+    let python = run_from_python(&kubectl.kubeconfig)?;
     println!(
         "\nThe Sandbox, the claim and the router are up. Try:\n  \
          eval \"$(cargo xtask cluster env)\"\n  \
-         KUBECONFIG={kubeconfig} SANDBOX_ROUTER_URL=http://{router} {python} {QUICKSTART}\n  \
+         KUBECONFIG={kubeconfig} {python} {QUICKSTART}\n  \
          kubectl patch sandbox {SANDBOX} --type=merge -p '{{\"spec\":{{\"operatingMode\":\"Suspended\"}}}}'   # Pod goes, PVC stays\n  \
-         kubectl scale sandboxwarmpool/{POOL} --replicas=5\n\
-         Logs: {} and router.log beside it (docs/using-sandboxes.md explains the rest)\n\
+         kubectl scale sandboxwarmpool/{POOL} --replicas=5\n  \
+         kubectl logs -n {SYSTEM_NAMESPACE} deployment/sandbox-router   # the router, in the cluster\n\
+         The router answers on http://{router} too (a kubectl port-forward to its Service).\n\
+         Logs: {} (docs/using-sandboxes.md explains the rest)\n\
          Stop everything: cargo xtask demo --stop",
         log.display(),
         kubeconfig = kubectl.kubeconfig.display(),
@@ -137,21 +146,16 @@ fn install_crds(kubectl: &Kubectl) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Step 3: builds the controller and the router and starts the controller in the background
-/// (replacing what a previous demo left); returns its log file.
+/// Step 3: builds the controller and starts it in the background (replacing what a previous demo
+/// left); returns its log file.
 fn start_controller(kubeconfig: &Path) -> anyhow::Result<PathBuf> {
     println!(
         "==> 3/{STEPS} controller (built from bins/agent-sandbox-controller, running in the background)"
     );
-    run_cmd(cargo().args([
-        "build",
-        "--package",
-        "agent-sandbox-controller",
-        "--package",
-        "agent-sandbox-router",
-    ]))?;
+    run_cmd(cargo().args(["build", "--package", "agent-sandbox-controller"]))?;
     stop_process(&pid_file(), "agent-sandbox-controller");
-    stop_process(&router_pid_file(), "agent-sandbox-router");
+    // kubectl is a link to the cluster's multi-call `kube` binary.
+    stop_process(&port_forward_pid_file(), "kube");
     fs::create_dir_all(demo_dir()).context("creating target/demo")?;
     let log_path = demo_dir().join("controller.log");
     let log = fs::File::create(&log_path).context("creating target/demo/controller.log")?;
@@ -276,13 +280,34 @@ fn claim(kubectl: &Kubectl, log: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&claimed.stdout).trim().to_string())
 }
 
-/// Step 8: the router in the background, and a command run in the claimed Sandbox through it.
-fn run_through_router(kubeconfig: &Path, router: SocketAddr, claimed: &str) -> anyhow::Result<()> {
+/// Step 8: the router in the cluster, port-forwarded to `router`, and a command run in the claimed
+/// Sandbox through it.
+fn run_through_router(
+    kubectl: &Kubectl,
+    router: SocketAddr,
+    claimed: &str,
+    log: &Path,
+) -> anyhow::Result<()> {
     println!(
-        "==> 8/{STEPS} the router (bins/agent-sandbox-router, in the background on {router}) and a \
-         command run in the claimed Sandbox {claimed} through it"
+        "==> 8/{STEPS} the router in the cluster ({ROUTER_OVERLAY}: deploy/router's Deployment and Service \
+         sandbox-router-svc from the locally built image), port-forwarded to {router}, and a command run in \
+         the claimed Sandbox {claimed} through it"
     );
-    start_router(kubeconfig, router)?;
+    kubectl.run(&["apply", "-f", NAMESPACE_MANIFEST])?;
+    kubectl.run(&["apply", "-k", ROUTER_OVERLAY])?;
+    kubectl.wait(
+        &[
+            "rollout",
+            "status",
+            "deployment/sandbox-router",
+            "--namespace",
+            SYSTEM_NAMESPACE,
+            "--timeout=180s",
+        ],
+        "the router's Deployment did not roll out (kubectl describe pods -n agent-sandbox-system)",
+        log,
+    )?;
+    start_port_forward(kubectl, router)?;
     let body = serde_json::json!({ "command": IN_CLAIMED_SANDBOX }).to_string();
     println!(
         "curl -s http://{router}/execute -H 'X-Sandbox-ID: {claimed}' -H 'X-Sandbox-Namespace: default' \
@@ -298,46 +323,57 @@ fn run_through_router(kubeconfig: &Path, router: SocketAddr, claimed: &str) -> a
     Ok(())
 }
 
-/// Step 9: the same from Python with upstream's pinned SDK; returns the venv's python.
-fn run_from_python(kubeconfig: &Path, router: SocketAddr) -> anyhow::Result<PathBuf> {
+/// Step 9: the same from Python with upstream's pinned SDK and its default connection (a `kubectl
+/// port-forward` of its own to the router's Service); returns the venv's python.
+fn run_from_python(kubeconfig: &Path) -> anyhow::Result<PathBuf> {
     println!(
         "==> 9/{STEPS} the same from Python: {QUICKSTART} with upstream's SDK (k8s-agent-sandbox, pinned in \
          tests/sdk/requirements.txt) claims a sandbox of {POOL}, runs Python and moves a file through the router"
     );
     let python = crate::sdk::ensure_python()?;
     println!("{} {QUICKSTART}", python.display());
+    // The SDK runs `kubectl port-forward` itself: our kubectl first on PATH.
+    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()?).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
     run_cmd(
         Command::new(&python)
             .arg(QUICKSTART)
             .current_dir(root())
-            .env("SANDBOX_ROUTER_URL", format!("http://{router}"))
+            .env_remove("SANDBOX_ROUTER_URL")
+            .env("PATH", path)
             .env("KUBECONFIG", kubeconfig),
     )?;
     Ok(python)
 }
 
-/// Starts the router in the background on `addr` against the cluster (as its admin, like the demo's
-/// controller; the e2e suites run it with deploy/router's least-privilege RBAC) and waits until it
-/// reports ready: its Sandbox and pod watches have listed.
-fn start_router(kubeconfig: &Path, addr: SocketAddr) -> anyhow::Result<()> {
-    let log_path = demo_dir().join("router.log");
-    let log = fs::File::create(&log_path).context("creating target/demo/router.log")?;
-    let mut child = Command::new(crate::workspace::target_dir().join("debug/agent-sandbox-router"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg(format!("--bind-address={addr}"))
+/// Starts `kubectl port-forward` from `addr` to the router's Service in the background (left running
+/// for the curl line the demo prints) and waits until the router answers ready through it.
+fn start_port_forward(kubectl: &Kubectl, addr: SocketAddr) -> anyhow::Result<()> {
+    let log_path = demo_dir().join("port-forward.log");
+    let log = fs::File::create(&log_path).context("creating target/demo/port-forward.log")?;
+    let mut child = kubectl
+        .cmd(&[
+            "port-forward",
+            "--namespace",
+            SYSTEM_NAMESPACE,
+            "service/sandbox-router-svc",
+            "--address",
+            &addr.ip().to_string(),
+            &format!("{}:8080", addr.port()),
+        ])
         .stdout(log.try_clone().context("log handle")?)
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()
-        .context("starting the router")?;
-    fs::write(router_pid_file(), child.id().to_string())
-        .context("writing target/demo/router.pid")?;
+        .context("starting kubectl port-forward")?;
+    fs::write(port_forward_pid_file(), child.id().to_string())
+        .context("writing target/demo/port-forward.pid")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait()? {
             bail!(
-                "the router exited with {status}; see {}",
+                "kubectl port-forward exited with {status}; see {}",
                 log_path.display()
             );
         }
@@ -351,7 +387,7 @@ fn start_router(kubeconfig: &Path, addr: SocketAddr) -> anyhow::Result<()> {
         }
         if Instant::now() > deadline {
             bail!(
-                "the router was not ready within 30 s; see {}",
+                "the router did not answer ready through the port-forward within 30 s; see {}",
                 log_path.display()
             );
         }
@@ -421,7 +457,7 @@ fn stop_process(pid_file: &Path, binary: &str) {
 }
 
 fn stop() -> anyhow::Result<()> {
-    stop_process(&router_pid_file(), "agent-sandbox-router");
+    stop_process(&port_forward_pid_file(), "kube");
     stop_process(&pid_file(), "agent-sandbox-controller");
     cluster::down()?;
     println!("demo stopped");

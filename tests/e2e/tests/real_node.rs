@@ -6,7 +6,7 @@
 
 mod real_node_support;
 
-use real_node_support::{claims, dns, exits, firewall, run, runtime, storage};
+use real_node_support::{apiserver, claims, dns, exits, firewall, run, runtime, storage};
 
 #[tokio::test]
 async fn gvisor_sandbox_runs_a_real_process() -> anyhow::Result<()> {
@@ -45,4 +45,13 @@ async fn pod_exit_drives_sandbox_and_claim_conditions() -> anyhow::Result<()> {
 #[tokio::test]
 async fn pod_traffic_never_leaves_the_machine() -> anyhow::Result<()> {
     run("firewall", firewall::pod_traffic_never_leaves_the_machine).await
+}
+
+#[tokio::test]
+async fn pods_reach_the_api_server_through_its_service() -> anyhow::Result<()> {
+    run(
+        "apiserver",
+        apiserver::pods_reach_the_api_server_through_its_service,
+    )
+    .await
 }

@@ -80,6 +80,9 @@ pub mod ports {
 /// The Service ClusterIP range of the API server and kube-proxy.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 
+/// The `kubernetes` Service's ClusterIP (the first of [`SERVICE_CIDR`]): in-cluster clients dial it.
+pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
+
 /// The static bearer token of the cluster's admin user (group system:masters).
 pub const ADMIN_TOKEN: &str = "agent-sandbox-local-admin-token";
 

@@ -3,7 +3,7 @@
 use agent_sandbox_hostcmd as hostcmd;
 use anyhow::Context;
 
-use super::layout::{ADMIN_TOKEN, Layout, ports};
+use super::layout::{ADMIN_TOKEN, KUBERNETES_SERVICE_IP, Layout, ports};
 
 fn openssl(args: &[&str]) -> anyhow::Result<()> {
     hostcmd::output("openssl", args).context(
@@ -75,11 +75,13 @@ pub fn write_all(layout: &Layout) -> anyhow::Result<()> {
 fn write_serving_certificate(layout: &Layout) -> anyhow::Result<()> {
     std::fs::write(
         layout.pki_file("serving.ext"),
-        "basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
-         DNS:kubernetes.default.svc,IP:10.96.0.1\n",
+        format!(
+            "basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\n\
+             subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
+             DNS:kubernetes.default.svc,IP:{KUBERNETES_SERVICE_IP}\n"
+        ),
     )
     .context("writing serving.ext")?;
     new_ec_key(layout, "apiserver", "kube-apiserver", "apiserver.csr", &[])?;

@@ -2,6 +2,7 @@
 //! kubelet, CNI networking, CoreDNS, hostPath-backed PVs) and what they share: the real-node pod
 //! templates, a controller per scenario, Sandbox and claim helpers, and `kubectl exec`.
 
+pub mod apiserver;
 pub mod claims;
 pub mod dns;
 pub mod exits;

@@ -1,8 +1,10 @@
 //! Upstream's Python SDK (`k8s-agent-sandbox` 1.0.8, pinned, unchanged) against the real node
 //! through our router: this sets the stage and runs the pytest suite in tests/sdk, whose
-//! scenarios are one test each there.
+//! scenarios are one test each there. The router runs twice: as a host process (the suite's
+//! direct-URL scenarios) and as the default install's Deployment in the cluster (the SDK's default
+//! connection, a `kubectl port-forward` to Service sandbox-router-svc).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -33,6 +35,13 @@ const POOL: &str = "sdk-pool";
 const RUNC_TEMPLATE: &str = "python-runtime-runc";
 const RUNC_POOL: &str = "sdk-runc-pool";
 
+/// The default install's router, made to run in the local cluster from the locally built image.
+const IN_CLUSTER_ROUTER: &str = "deploy/local-cluster/router";
+/// Where the SDK looks for Service sandbox-router-svc by default.
+const ROUTER_NAMESPACE: &str = "agent-sandbox-system";
+/// How long the router's Deployment may take to roll out (two runc pods on the real node).
+const ROLLOUT_TIMEOUT: &str = "180s";
+
 /// Pool size: every claim of the suite (five) takes a member and the pool refills behind it; two
 /// keep claims warm without holding more gVisor sandboxes than the suite needs at once.
 const POOL_SIZE: i32 = 2;
@@ -41,29 +50,104 @@ const POOL_SIZE: i32 = 2;
 const SUITE_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The python-runtime template of the overlay and a warm pool of it in the test's namespace, the
-/// router as a host process with deploy/router's RBAC, then `pytest tests/sdk` against both.
+/// router as a host process with deploy/router's RBAC and as a Deployment in the cluster, then
+/// `pytest tests/sdk` against them.
 pub async fn upstream_sdk_suite(env: TestEnv) -> anyhow::Result<()> {
-    let python = sdk_python().await?;
     let kubeconfig = router_kubeconfig(&env).await?;
+    deploy_in_cluster_router().await?;
+    let result = suite_with_host_router(&env, &kubeconfig).await;
+    if result.is_err() {
+        print_in_cluster_router_logs().await;
+    }
+    let removed = kubectl_ok(&[
+        "delete",
+        "--kustomize",
+        &overlay_path(IN_CLUSTER_ROUTER),
+        "--ignore-not-found",
+        "--wait",
+    ])
+    .await
+    .context("removing the in-cluster router");
+    result.and(removed)
+}
+
+async fn suite_with_host_router(env: &TestEnv, kubeconfig: &Path) -> anyhow::Result<()> {
+    let python = sdk_python().await?;
     let template = overlay_template().await?;
     let mut runc = template.clone();
     runc.metadata.name = Some(RUNC_TEMPLATE.to_owned());
     runc.spec.blueprint.pod_template.spec.runtime_class_name = Some("runc".to_owned());
     env.create(&template).await?;
     env.create(&runc).await?;
-    create_pool(&env, POOL, TEMPLATE, POOL_SIZE).await?;
-    create_pool(&env, RUNC_POOL, RUNC_TEMPLATE, 1).await?;
-    wait_pool_ready(&env, POOL, POOL_SIZE).await?;
-    wait_pool_ready(&env, RUNC_POOL, 1).await?;
+    create_pool(env, POOL, TEMPLATE, POOL_SIZE).await?;
+    create_pool(env, RUNC_POOL, RUNC_TEMPLATE, 1).await?;
+    wait_pool_ready(env, POOL, POOL_SIZE).await?;
+    wait_pool_ready(env, RUNC_POOL, 1).await?;
 
-    let mut router = Router::start("router-sdk", &kubeconfig, &[]).await?;
-    let result = pytest(&python, &env, router.addr()).await;
+    let mut router = Router::start("router-sdk", kubeconfig, &[]).await?;
+    let result = pytest(&python, env, router.addr()).await;
     let running = router.ensure_running();
     let stopped = router.stop().await;
     if result.is_err() || running.is_err() {
         eprintln!("router log (tail):\n{}", router.tail(40));
     }
     result.and(running).and(stopped)
+}
+
+/// The router Deployment of deploy/local-cluster/router, rolled out (its namespace, ServiceAccount
+/// and RBAC are there already: [`router_kubeconfig`] applied them from deploy/).
+async fn deploy_in_cluster_router() -> anyhow::Result<()> {
+    kubectl_ok(&["apply", "--kustomize", &overlay_path(IN_CLUSTER_ROUTER)]).await?;
+    kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/sandbox-router",
+        "--namespace",
+        ROUTER_NAMESPACE,
+        "--timeout",
+        ROLLOUT_TIMEOUT,
+    ])
+    .await
+    .context("the in-cluster router did not roll out")?;
+    Ok(())
+}
+
+/// The last lines of every in-cluster router pod's log, for a failed run.
+async fn print_in_cluster_router_logs() {
+    let args = [
+        "logs",
+        "--namespace",
+        ROUTER_NAMESPACE,
+        "--selector",
+        "app=sandbox-router",
+        "--prefix",
+        "--tail",
+        "40",
+    ];
+    match kubectl::output(&args).await {
+        Ok(out) => eprintln!(
+            "in-cluster router logs (tail):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(error) => eprintln!("in-cluster router logs: {error:#}"),
+    }
+}
+
+/// Runs kubectl with `args`; an error with its stderr unless it exited 0.
+async fn kubectl_ok(args: &[&str]) -> anyhow::Result<()> {
+    let out = kubectl::output(args).await?;
+    ensure!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+fn overlay_path(overlay: &str) -> String {
+    workspace_root().join(overlay).display().to_string()
 }
 
 /// The venv's interpreter: `$AGENT_SANDBOX_SDK_PYTHON`, else what `cargo xtask sdk-python` makes.

@@ -87,6 +87,9 @@ pub fn prepare(node: &NodeLayout) -> anyhow::Result<()> {
         BRIDGE,
     ])?;
     ip(&["link", "set", BRIDGE, "up"])?;
+    // On the bridge only (and gone with it at `down`): lets the firewall's DNAT hand pods'
+    // connections to the `kubernetes` Service to the API server on loopback (see the firewall).
+    write_sysctl(&format!("net/ipv4/conf/{BRIDGE}/route_localnet"), "1")?;
     firewall::install()
 }
 

@@ -3,60 +3,131 @@
 
 use agent_sandbox_hostcmd as hostcmd;
 
-use crate::cluster::layout::SERVICE_CIDR;
+use crate::cluster::layout::{KUBERNETES_SERVICE_IP, SERVICE_CIDR, ports};
 use crate::cluster::node::config::{BRIDGE, GATEWAY, POD_CIDR};
 
 /// Chain name prefixes of iptables chains the node adds: ours, the kubelet's and kube-proxy's, CNI's.
 const CHAIN_PREFIXES: [&str; 3] = ["AGENT-SANDBOX-", "KUBE-", "CNI-"];
 
-/// Our firewall chains and the built-in chain each is jumped to from.
-const FIREWALL: [(&str, &str); 3] = [
-    ("INPUT", "AGENT-SANDBOX-INPUT"),
-    ("FORWARD", "AGENT-SANDBOX-FORWARD"),
-    ("OUTPUT", "AGENT-SANDBOX-OUTPUT"),
+/// Our chains: table, the built-in chain each is jumped to from, and its name.
+const FIREWALL: [(&str, &str, &str); 4] = [
+    ("filter", "INPUT", "AGENT-SANDBOX-INPUT"),
+    ("filter", "FORWARD", "AGENT-SANDBOX-FORWARD"),
+    ("filter", "OUTPUT", "AGENT-SANDBOX-OUTPUT"),
+    ("nat", "PREROUTING", "AGENT-SANDBOX-PREROUTING"),
 ];
+
+/// The port of the `kubernetes` Service, what in-cluster clients dial (`KUBERNETES_SERVICE_PORT`).
+const KUBERNETES_SERVICE_PORT: &str = "443";
 
 /// The firewall: nothing from the pod network leaves through any interface but the bridge, nothing is
 /// routed that does not come from or go to the bridge, and no packet for a pod or Service address
 /// leaves the host through another interface (e.g. a ClusterIP no kube-proxy rule has claimed yet).
-/// Pods reach the host itself only for DNS (CoreDNS on the bridge address) and to answer connections
-/// the host opened; the kubelet's API on the same address stays out of their reach.
-fn firewall_rules() -> Vec<(&'static str, Vec<String>)> {
+/// Pods reach the host itself only for DNS (CoreDNS on the bridge address), for the API server
+/// through the `kubernetes` Service, and to answer connections the host opened; the kubelet's API on
+/// the bridge address stays out of their reach.
+///
+/// The API server listens on loopback only, so it is never reachable from another machine. A pod's
+/// connection to the `kubernetes` Service (10.96.0.1:443) is translated to it: DNAT to 127.0.0.1
+/// before kube-proxy sees the packet (that Service has no endpoints: a loopback address cannot be
+/// one), which the kernel routes only because `route_localnet` is on for the bridge alone
+/// ([`super::prepare`]); INPUT then accepts exactly the translated connections and still drops
+/// anything else from the bridge to a loopback address.
+fn firewall_rules() -> Vec<(&'static str, &'static str, Vec<String>)> {
     let v = |parts: &[&str]| parts.iter().map(ToString::to_string).collect::<Vec<_>>();
     let established = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"];
+    let apiserver_port = ports::apiserver().to_string();
+    let apiserver = format!("127.0.0.1:{apiserver_port}");
     vec![
         (
+            "nat",
+            "AGENT-SANDBOX-PREROUTING",
+            v(&[
+                "-i",
+                BRIDGE,
+                "-d",
+                KUBERNETES_SERVICE_IP,
+                "-p",
+                "tcp",
+                "--dport",
+                KUBERNETES_SERVICE_PORT,
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &apiserver,
+            ]),
+        ),
+        (
+            "filter",
             "AGENT-SANDBOX-INPUT",
             v(&[&["-i", BRIDGE][..], &established, &["-j", "ACCEPT"]].concat()),
         ),
         (
+            "filter",
             "AGENT-SANDBOX-INPUT",
             v(&[
                 "-i", BRIDGE, "-d", GATEWAY, "-p", "udp", "--dport", "53", "-j", "ACCEPT",
             ]),
         ),
         (
+            "filter",
             "AGENT-SANDBOX-INPUT",
             v(&[
                 "-i", BRIDGE, "-d", GATEWAY, "-p", "tcp", "--dport", "53", "-j", "ACCEPT",
             ]),
         ),
-        ("AGENT-SANDBOX-INPUT", v(&["-i", BRIDGE, "-j", "DROP"])),
         (
+            "filter",
+            "AGENT-SANDBOX-INPUT",
+            v(&[
+                "-i",
+                BRIDGE,
+                "-d",
+                "127.0.0.1",
+                "-p",
+                "tcp",
+                "--dport",
+                &apiserver_port,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "DNAT",
+                "--ctorigdst",
+                KUBERNETES_SERVICE_IP,
+                "--ctorigdstport",
+                KUBERNETES_SERVICE_PORT,
+                "-j",
+                "ACCEPT",
+            ]),
+        ),
+        (
+            "filter",
+            "AGENT-SANDBOX-INPUT",
+            v(&["-i", BRIDGE, "-j", "DROP"]),
+        ),
+        (
+            "filter",
             "AGENT-SANDBOX-FORWARD",
             v(&["-s", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
         (
+            "filter",
             "AGENT-SANDBOX-FORWARD",
             v(&["!", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
         // The host talking to itself (the API server to the kubelet on the bridge address) stays on lo.
-        ("AGENT-SANDBOX-OUTPUT", v(&["-o", "lo", "-j", "RETURN"])),
         (
+            "filter",
+            "AGENT-SANDBOX-OUTPUT",
+            v(&["-o", "lo", "-j", "RETURN"]),
+        ),
+        (
+            "filter",
             "AGENT-SANDBOX-OUTPUT",
             v(&["-d", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
         (
+            "filter",
             "AGENT-SANDBOX-OUTPUT",
             v(&["-d", SERVICE_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
@@ -65,26 +136,26 @@ fn firewall_rules() -> Vec<(&'static str, Vec<String>)> {
 
 /// Creates (or empties) our chains, fills them and jumps to them first.
 pub fn install() -> anyhow::Result<()> {
-    for (_, chain) in FIREWALL {
-        if iptables(&["-t", "filter", "-N", chain]).is_err() {
-            iptables(&["-t", "filter", "-F", chain])?;
+    for (table, _, chain) in FIREWALL {
+        if iptables(&["-t", table, "-N", chain]).is_err() {
+            iptables(&["-t", table, "-F", chain])?;
         }
     }
-    for (chain, rule) in firewall_rules() {
-        let mut args = vec!["-t", "filter", "-A", chain];
+    for (table, chain, rule) in firewall_rules() {
+        let mut args = vec!["-t", table, "-A", chain];
         args.extend(rule.iter().map(String::as_str));
         iptables(&args)?;
     }
     keep_firewall_first()
 }
 
-/// Puts the jumps to our firewall chains first in FORWARD and OUTPUT. The kubelet and kube-proxy
-/// insert their own jumps at the top when they start (with ACCEPT rules behind them), so this runs
-/// again once they are up.
+/// Puts the jumps to our chains first in their built-in chains. The kubelet and kube-proxy insert
+/// their own jumps at the top when they start (with ACCEPT rules and, in PREROUTING, the Services'
+/// DNAT behind them), so this runs again once they are up.
 pub fn keep_firewall_first() -> anyhow::Result<()> {
-    for (builtin, chain) in FIREWALL {
-        while iptables(&["-t", "filter", "-D", builtin, "-j", chain]).is_ok() {}
-        iptables(&["-t", "filter", "-I", builtin, "1", "-j", chain])?;
+    for (table, builtin, chain) in FIREWALL {
+        while iptables(&["-t", table, "-D", builtin, "-j", chain]).is_ok() {}
+        iptables(&["-t", table, "-I", builtin, "1", "-j", chain])?;
     }
     Ok(())
 }
