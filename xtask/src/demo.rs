@@ -24,6 +24,10 @@ pub struct Args {
     /// Stop the demo controller and the local cluster instead.
     #[arg(long)]
     stop: bool,
+    /// Run the controller in the cluster, as the default install does (deploy/local-cluster/install:
+    /// two leader-elected Pods from the locally built image), instead of as a host process.
+    #[arg(long)]
+    in_cluster: bool,
 }
 
 /// The examples (Sandbox, template, warm pool) with the local overlay: gVisor, the local Python image.
@@ -34,6 +38,8 @@ const CLAIM_EXAMPLE: &str = "deploy/examples/sandboxclaim.yaml";
 const CLAIM: &str = "my-agent";
 /// Upstream's Python SDK in the claim → run → files loop (deploy/examples/quickstart.py).
 const QUICKSTART: &str = "deploy/examples/quickstart.py";
+/// The default install's controller and router made to run on the local cluster (local images).
+const INSTALL_OVERLAY: &str = "deploy/local-cluster/install";
 /// The default install's router made to run on the local cluster (the locally built image).
 const ROUTER_OVERLAY: &str = "deploy/local-cluster/router";
 /// Where deploy/ installs the router, and the namespace's manifest (deploy/controller's).
@@ -69,7 +75,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         kubeconfig: cluster::kubeconfig_path(),
     };
     install_crds(&kubectl)?;
-    let log = start_controller(&kubectl.kubeconfig)?;
+    let log = if args.in_cluster {
+        install_in_cluster(&kubectl)?
+    } else {
+        // A previous `--in-cluster` demo's controller would act on the same objects.
+        kubectl.run(&[
+            "delete",
+            "deployment/agent-sandbox-controller",
+            "--namespace",
+            SYSTEM_NAMESPACE,
+            "--ignore-not-found",
+        ])?;
+        start_controller(&kubectl.kubeconfig)?
+    };
     show_sandbox(&kubectl, &log)?;
     show_pool(&kubectl, &log)?;
     let claimed = claim(&kubectl, &log)?;
@@ -86,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
          The router answers on http://{router} too (a kubectl port-forward to its Service).\n\
          Logs: {} (docs/using-sandboxes.md explains the rest)\n\
          Stop everything: cargo xtask demo --stop",
-        log.display(),
+        log,
         kubeconfig = kubectl.kubeconfig.display(),
         python = python.display(),
     );
@@ -115,10 +133,10 @@ impl Kubectl {
     }
 
     /// Runs a `kubectl wait`-like command; a failure points at the controller's log.
-    fn wait(&self, args: &[&str], what: &str, log: &Path) -> anyhow::Result<()> {
+    fn wait(&self, args: &[&str], what: &str, log: &str) -> anyhow::Result<()> {
         let waited = self.cmd(args).stdout(Stdio::null()).status();
         if !waited.is_ok_and(|s| s.success()) {
-            bail!("{what}; see {}", log.display());
+            bail!("{what}; see {log}");
         }
         Ok(())
     }
@@ -147,8 +165,8 @@ fn install_crds(kubectl: &Kubectl) -> anyhow::Result<()> {
 }
 
 /// Step 3: builds the controller and starts it in the background (replacing what a previous demo
-/// left); returns its log file.
-fn start_controller(kubeconfig: &Path) -> anyhow::Result<PathBuf> {
+/// left); returns where its log is.
+fn start_controller(kubeconfig: &Path) -> anyhow::Result<String> {
     println!(
         "==> 3/{STEPS} controller (built from bins/agent-sandbox-controller, running in the background)"
     );
@@ -174,11 +192,38 @@ fn start_controller(kubeconfig: &Path) -> anyhow::Result<PathBuf> {
         .spawn()
         .context("starting the controller")?;
     fs::write(pid_file(), child.id().to_string()).context("writing target/demo/controller.pid")?;
-    Ok(log_path)
+    Ok(log_path.display().to_string())
+}
+
+/// Step 3 with `--in-cluster`: the default install's controller and router in the cluster from the
+/// locally built images; returns how to read the controller's log.
+fn install_in_cluster(kubectl: &Kubectl) -> anyhow::Result<String> {
+    println!(
+        "==> 3/{STEPS} controller in the cluster ({INSTALL_OVERLAY}: deploy/controller and deploy/router \
+         from the locally built images, two leader-elected controller Pods on the real node)"
+    );
+    stop_process(&pid_file(), "agent-sandbox-controller");
+    stop_process(&port_forward_pid_file(), "kube");
+    let log = format!("`kubectl logs -n {SYSTEM_NAMESPACE} deployment/agent-sandbox-controller`");
+    kubectl.run(&["apply", "-k", INSTALL_OVERLAY])?;
+    kubectl.wait(
+        &[
+            "rollout",
+            "status",
+            "deployment/agent-sandbox-controller",
+            "--namespace",
+            SYSTEM_NAMESPACE,
+            "--timeout=180s",
+        ],
+        "the controller's Deployment did not roll out",
+        &log,
+    )?;
+    kubectl.run(&["get", "pods", "--namespace", SYSTEM_NAMESPACE, "-o", "wide"])?;
+    Ok(log)
 }
 
 /// Steps 4 and 5: the examples, and what the controller made for the Sandbox, with a command run in it.
-fn show_sandbox(kubectl: &Kubectl, log: &Path) -> anyhow::Result<()> {
+fn show_sandbox(kubectl: &Kubectl, log: &str) -> anyhow::Result<()> {
     println!(
         "==> 4/{STEPS} {EXAMPLES}: a Sandbox with a headless Service and a PVC, the python-runtime template \
          (the in-sandbox runtime) and a warm pool of 3 of it, all under gVisor on the real node"
@@ -206,7 +251,7 @@ fn show_sandbox(kubectl: &Kubectl, log: &Path) -> anyhow::Result<()> {
 }
 
 /// Step 6: the warm pool, filled.
-fn show_pool(kubectl: &Kubectl, log: &Path) -> anyhow::Result<()> {
+fn show_pool(kubectl: &Kubectl, log: &str) -> anyhow::Result<()> {
     println!(
         "==> 6/{STEPS} the warm pool of 3 pre-warmed gVisor Sandboxes, each running the in-sandbox runtime"
     );
@@ -225,7 +270,7 @@ fn show_pool(kubectl: &Kubectl, log: &Path) -> anyhow::Result<()> {
 
 /// Step 7: a claim served from the pool, how long it took (the controller's own timestamps and the
 /// wall time around kubectl); returns the claimed Sandbox's name.
-fn claim(kubectl: &Kubectl, log: &Path) -> anyhow::Result<String> {
+fn claim(kubectl: &Kubectl, log: &str) -> anyhow::Result<String> {
     println!("==> 7/{STEPS} {CLAIM_EXAMPLE}: a claim served from the warm pool");
     // A rerun claims afresh instead of timing a claim that is Ready already.
     run_cmd(
@@ -286,7 +331,7 @@ fn run_through_router(
     kubectl: &Kubectl,
     router: SocketAddr,
     claimed: &str,
-    log: &Path,
+    log: &str,
 ) -> anyhow::Result<()> {
     println!(
         "==> 8/{STEPS} the router in the cluster ({ROUTER_OVERLAY}: deploy/router's Deployment and Service \

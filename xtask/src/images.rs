@@ -87,7 +87,7 @@ fn ensure(names: &[Name], pause_bin: Option<&Path>) -> anyhow::Result<Vec<Archiv
     if names.contains(&Name::Pause) && pause_bin.is_none() {
         bail!(
             "the pause image needs --pause-bin PATH (a static binary; `cargo xtask cluster up` passes the one it builds), \
-             or leave it out with --only NAME (busybox, python, runtime, router)"
+             or leave it out with --only NAME (busybox, python, runtime, router, controller)"
         );
     }
     let mut archives = Vec::new();

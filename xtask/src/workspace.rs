@@ -40,6 +40,28 @@ pub fn cargo() -> Command {
     cmd
 }
 
+/// The checkout's commit as `--version` and the images' labels show it: the full hash, with
+/// `-dirty` when tracked files differ from it; `unknown` outside a git checkout.
+pub fn commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(hash) if !hash.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|changes| !changes.is_empty());
+            if dirty { format!("{hash}-dirty") } else { hash }
+        }
+        _ => "unknown".into(),
+    }
+}
+
 /// Runs a command to completion, failing with its command line when it exits non-zero.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let line = format!("{cmd:?}");

@@ -48,10 +48,17 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// What `--version` prints after the name: the version and commit `cargo xtask images` (or a
+/// container build) sets in `AGENT_SANDBOX_VERSION`, else the package version.
+const VERSION: &str = match option_env!("AGENT_SANDBOX_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 async fn run() -> anyhow::Result<()> {
     let flags = Flags::parse();
     if flags.version {
-        println!("agent-sandbox-controller {}", env!("CARGO_PKG_VERSION"));
+        println!("agent-sandbox-controller {VERSION}");
         return Ok(());
     }
     if let Some(Command::MigrateStorage { apply }) = flags.command {
@@ -64,7 +71,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let client = client(&flags).await?;
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = VERSION,
         identity = %settings.identity,
         leader_election = settings.leader_election.is_some(),
         "starting agent-sandbox-controller"

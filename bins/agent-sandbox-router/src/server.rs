@@ -37,11 +37,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// What `--version` prints after the name: the version and commit `cargo xtask images` (or a
+/// container build) sets in `AGENT_SANDBOX_VERSION`, else the package version.
+const VERSION: &str = match option_env!("AGENT_SANDBOX_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 /// Flags of `agent-sandbox-router`.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "agent-sandbox-router",
-    version,
+    version = VERSION,
     about = "Reverse proxy from one Service to Sandbox pods, chosen by X-Sandbox-* headers",
     long_about = "Reverse proxy from one Service (sandbox-router-svc:8080) to Sandbox pods. A request names its \
 Sandbox with X-Sandbox-ID (and X-Sandbox-Namespace, default `default`), the port in the pod with \

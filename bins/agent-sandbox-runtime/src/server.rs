@@ -14,11 +14,18 @@ use tokio::sync::watch;
 use crate::exec::Limits;
 use crate::state::State;
 
+/// What `--version` prints after the name: the version and commit `cargo xtask images` (or a
+/// container build) sets in `AGENT_SANDBOX_VERSION`, else the package version.
+const VERSION: &str = match option_env!("AGENT_SANDBOX_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 /// Flags of `agent-sandbox-runtime`.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "agent-sandbox-runtime",
-    version,
+    version = VERSION,
     about = "The in-sandbox daemon: upstream's legacy python-runtime API, sandboxd's REST API and process gRPC service",
     long_about = "The in-sandbox daemon. It serves upstream's legacy python-runtime API (what the SDKs use by \
 default: /execute, /upload, /download, /list, /exists) and sandboxd's REST API (/v1/files, /v1/health, \

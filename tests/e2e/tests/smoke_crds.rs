@@ -400,3 +400,60 @@ async fn the_migration_install_adds_v1alpha1_and_the_webhook() -> anyhow::Result
     );
     Ok(())
 }
+
+/// What deploy/local-cluster/local-images changes in every Deployment: the image, the pull policy
+/// and the RuntimeClass. Removed from a rendered object, it leaves what `kubectl apply -k deploy/`
+/// applies.
+fn without_local_changes(mut object: Value) -> Value {
+    if object["kind"] == "Deployment" {
+        let spec = &mut object["spec"]["template"]["spec"];
+        if let Some(spec) = spec.as_object_mut() {
+            spec.remove("runtimeClassName");
+        }
+        if let Some(container) = spec["containers"][0].as_object_mut() {
+            container.remove("image");
+            container.remove("imagePullPolicy");
+        }
+    }
+    object
+}
+
+#[tokio::test]
+async fn the_local_cluster_install_is_the_default_install_with_local_images() -> anyhow::Result<()>
+{
+    let default: Vec<Value> = rendered(".")
+        .await?
+        .into_iter()
+        .filter(|o| o["kind"] != "CustomResourceDefinition")
+        .map(without_local_changes)
+        .collect();
+    let local = rendered("local-cluster/install").await?;
+    for deployment in local.iter().filter(|o| o["kind"] == "Deployment") {
+        let spec = &deployment["spec"]["template"]["spec"];
+        let image = spec["containers"][0]["image"].as_str().unwrap_or_default();
+        ensure!(
+            image.starts_with("localhost/agent-sandbox/")
+                && spec["containers"][0]["imagePullPolicy"] == "Never"
+                && spec["runtimeClassName"] == "runc",
+            "Deployment {} of the local install: image {image:?}, pull policy {}, RuntimeClass {}",
+            deployment["metadata"]["name"],
+            spec["containers"][0]["imagePullPolicy"],
+            spec["runtimeClassName"]
+        );
+    }
+    let local: Vec<Value> = local.into_iter().map(without_local_changes).collect();
+    ensure!(
+        names(&local) == names(&default),
+        "the local install makes {:?}, the default install {:?}",
+        names(&local),
+        names(&default)
+    );
+    for (ours, theirs) in local.iter().zip(&default) {
+        ensure!(
+            ours == theirs,
+            "{} differs from the default install's beyond the image, pull policy and RuntimeClass",
+            names(std::slice::from_ref(ours)).join("")
+        );
+    }
+    Ok(())
+}

@@ -60,6 +60,20 @@ pub async fn output(args: &[&str]) -> anyhow::Result<std::process::Output> {
         .with_context(|| format!("running kubectl {}", args.join(" ")))
 }
 
+/// Runs our kubectl with `args` against the tests' cluster; an error with its stderr unless it
+/// exited 0.
+pub async fn ok(args: &[&str]) -> anyhow::Result<()> {
+    let out = output(args).await?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `command` in `container` (or the Pod's default container) of Pod `namespace/pod` with
 /// `kubectl exec` against the tests' cluster, killing kubectl after `timeout`.
 pub async fn exec(

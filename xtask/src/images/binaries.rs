@@ -14,7 +14,15 @@ use anyhow::bail;
 use crate::workspace;
 
 /// Packages whose binaries go into images (each package's binary has its name).
-pub const PACKAGES: [&str; 2] = ["agent-sandbox-router", "agent-sandbox-runtime"];
+pub const PACKAGES: [&str; 3] = [
+    "agent-sandbox-controller",
+    "agent-sandbox-router",
+    "agent-sandbox-runtime",
+];
+
+/// The environment variable the binaries read at compile time for what `--version` prints after
+/// their name (their package version alone when it is not set, as in a plain `cargo build`).
+const VERSION_ENV: &str = "AGENT_SANDBOX_VERSION";
 
 /// The host's glibc target: an explicit `--target` also keeps the static flag away from build
 /// scripts and proc macros, which must stay dynamic to be loaded by the compiler.
@@ -56,7 +64,15 @@ fn build() -> anyhow::Result<PathBuf> {
     // RUSTFLAGS (not target config) so a user's own RUSTFLAGS cannot silently drop the flag; with
     // --target it applies to the target's crates only.
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env(
+            VERSION_ENV,
+            format!(
+                "{} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                workspace::commit()
+            ),
+        );
     workspace::run(&mut cmd)?;
     Ok(target_dir().join(target).join("release"))
 }

@@ -11,6 +11,7 @@ use super::elf;
 use super::layer::{self, Content, Entry};
 use super::oci::{Image, ImageConfig, LayerSource, Platform};
 use super::rootfs::DebianRootfs;
+use crate::workspace::commit;
 
 /// Where Debian's `busybox-static` package installs the binary.
 const BUSYBOX: &str = "/bin/busybox";
@@ -50,13 +51,15 @@ pub enum Name {
     Runtime,
     /// The sandbox router (`agent-sandbox-router`): one static binary, nothing else.
     Router,
+    /// The controller (`agent-sandbox-controller`): one static binary, nothing else.
+    Controller,
 }
 
 /// UID and GID of the runtime image's user, upstream sandboxd's `USER 1000`.
 const RUNTIME_USER: u32 = 1000;
 
-/// UID and GID of the router image's user: the conventional distroless "nonroot".
-const ROUTER_USER: u32 = 65532;
+/// UID and GID of the router's and the controller's user: the conventional distroless "nonroot".
+const NONROOT_USER: u32 = 65532;
 
 /// What an image is made of: an optional Debian root filesystem as the bottom layer, then one
 /// layer of entries on top (none for a rootfs-only image), and how a container starts.
@@ -68,12 +71,13 @@ struct Recipe {
 
 impl Name {
     /// Every image, in build order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Pause,
         Self::Busybox,
         Self::Python,
         Self::Runtime,
         Self::Router,
+        Self::Controller,
     ];
 
     /// The short name used in references and archive file names.
@@ -84,6 +88,7 @@ impl Name {
             Self::Python => "python",
             Self::Runtime => "runtime",
             Self::Router => "router",
+            Self::Controller => "controller",
         }
     }
 
@@ -101,7 +106,16 @@ impl Name {
             Self::Busybox => busybox()?,
             Self::Python => python(),
             Self::Runtime => runtime()?,
-            Self::Router => router()?,
+            Self::Router => project_binary(
+                "agent-sandbox-router",
+                "agent-sandbox-router: X-Sandbox-* reverse proxy to Sandbox pods",
+                &["8080/tcp"],
+            )?,
+            Self::Controller => project_binary(
+                "agent-sandbox-controller",
+                "agent-sandbox-controller: Sandbox, SandboxTemplate, SandboxWarmPool and SandboxClaim controllers",
+                &["8080/tcp", "8081/tcp", "9443/tcp"],
+            )?,
         };
         let mut layers = Vec::new();
         if let Some(base) = recipe.base {
@@ -281,21 +295,31 @@ fn runtime() -> anyhow::Result<Recipe> {
 }
 
 /// The router binary alone: no shell, no libc, not root.
-fn router() -> anyhow::Result<Recipe> {
-    let bin = static_binary("agent-sandbox-router")?;
+/// One of the project's static binaries alone at `/<package>`, run as the nonroot user, labelled
+/// with the version and commit it was built from (the binary's `--version` says the same): no
+/// shell, no libc, nothing else to patch.
+fn project_binary(package: &str, text: &str, ports: &[&str]) -> anyhow::Result<Recipe> {
+    let bin = static_binary(package)?;
+    let mut labels = description(text);
+    labels.insert(
+        "org.opencontainers.image.version".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    );
+    labels.insert("org.opencontainers.image.revision".into(), commit());
+    labels.insert("org.opencontainers.image.title".into(), package.into());
     Ok(Recipe {
         base: None,
         entries: vec![static_executable(
-            "agent-sandbox-router",
+            package,
             &bin,
             "it must be built with -C target-feature=+crt-static",
         )?],
         config: ImageConfig {
-            entrypoint: vec!["/agent-sandbox-router".into()],
+            entrypoint: vec![format!("/{package}")],
             env: vec![PATH_ENV.into()],
-            user: Some(format!("{ROUTER_USER}:{ROUTER_USER}")),
-            labels: description("agent-sandbox-router: X-Sandbox-* reverse proxy to Sandbox pods"),
-            exposed_ports: vec!["8080/tcp".into()],
+            user: Some(format!("{NONROOT_USER}:{NONROOT_USER}")),
+            labels,
+            exposed_ports: ports.iter().map(|p| (*p).to_owned()).collect(),
             ..ImageConfig::default()
         },
     })

@@ -82,7 +82,7 @@ where
 
 /// Waits until Node `node-0` exists with the real-node label and is Ready; a cluster without it
 /// fails here, naming what is missing, instead of timing out on a Pending Pod.
-async fn wait_real_node(client: &Client) -> anyhow::Result<()> {
+pub async fn wait_real_node(client: &Client) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     if nodes.get_opt(NODE).await?.is_none() {
         bail!(

@@ -59,7 +59,7 @@ pub async fn upstream_sdk_suite(env: TestEnv) -> anyhow::Result<()> {
     if result.is_err() {
         print_in_cluster_router_logs().await;
     }
-    let removed = kubectl_ok(&[
+    let removed = kubectl::ok(&[
         "delete",
         "--kustomize",
         &overlay_path(IN_CLUSTER_ROUTER),
@@ -97,8 +97,8 @@ async fn suite_with_host_router(env: &TestEnv, kubeconfig: &Path) -> anyhow::Res
 /// The router Deployment of deploy/local-cluster/router, rolled out (its namespace, ServiceAccount
 /// and RBAC are there already: [`router_kubeconfig`] applied them from deploy/).
 async fn deploy_in_cluster_router() -> anyhow::Result<()> {
-    kubectl_ok(&["apply", "--kustomize", &overlay_path(IN_CLUSTER_ROUTER)]).await?;
-    kubectl_ok(&[
+    kubectl::ok(&["apply", "--kustomize", &overlay_path(IN_CLUSTER_ROUTER)]).await?;
+    kubectl::ok(&[
         "rollout",
         "status",
         "deployment/sandbox-router",
@@ -132,18 +132,6 @@ async fn print_in_cluster_router_logs() {
         ),
         Err(error) => eprintln!("in-cluster router logs: {error:#}"),
     }
-}
-
-/// Runs kubectl with `args`; an error with its stderr unless it exited 0.
-async fn kubectl_ok(args: &[&str]) -> anyhow::Result<()> {
-    let out = kubectl::output(args).await?;
-    ensure!(
-        out.status.success(),
-        "kubectl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }
 
 fn overlay_path(overlay: &str) -> String {
