@@ -44,6 +44,8 @@ var programs = map[string]func() int{
 	"kube-proxy":              func() int { return cli.Run(proxy.NewProxyCommand()) },
 	"coredns":                 runCoreDNS,
 	"kwok":                    runKwok,
+	"helm":                    runHelm,
+	"kube-router-netpol":      runNetworkPolicy,
 }
 
 func main() {

@@ -31,8 +31,16 @@ pub struct Args {
     no_real_node: bool,
 }
 
-/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs, sdk.rs).
-const REAL_NODE_SUITES: [&str; 3] = ["real_node", "router", "sdk"];
+/// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs, sdk.rs,
+/// install.rs).
+const REAL_NODE_SUITES: [&str; 4] = ["real_node", "router", "sdk", "install"];
+
+/// The suite run a second time against the controller of the default install in the cluster.
+const IN_CLUSTER_SUITE: &str = "real_node";
+/// What tells that suite to use the in-cluster controller (tests/e2e/tests/real_node_support).
+const IN_CLUSTER_CONTROLLER_ENV: &str = "AGENT_SANDBOX_E2E_IN_CLUSTER_CONTROLLER";
+/// The default install's controller and router with the local images.
+const INSTALL_OVERLAY: &str = "deploy/local-cluster/install";
 
 /// Checks the module structure, runs the unit tests, then (unless `--unit-only`) the end-to-end suites.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -112,14 +120,80 @@ fn end_to_end(args: &Args, sdk_python: Option<&std::path::Path>) -> anyhow::Resu
         e2e.env("KUBECONFIG", cluster::kubeconfig_path())
             .env(CONTROLLER_BIN_ENV, controller_binary("dev"))
             .env(ROUTER_BIN_ENV, profile_dir("dev").join(ROUTER_PACKAGE))
-            .env("PATH", path),
+            .env("PATH", &path),
     );
     eprintln!(
         "[test] end-to-end suites {} in {}s",
         if result.is_ok() { "passed" } else { "FAILED" },
         started.elapsed().as_secs()
     );
-    result
+    result?;
+    if args.no_real_node {
+        return Ok(());
+    }
+    in_cluster_pass(&path)
+}
+
+/// The real-node suite again, with the controller the platform team installs: deploy/controller
+/// and deploy/router running in the cluster from the locally built images, instead of a host
+/// process per scenario. The install is removed afterwards whatever the outcome: an in-cluster
+/// controller acts on every namespace.
+fn in_cluster_pass(path: &std::ffi::OsStr) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let kubectl = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(cluster::bin_dir()?.join("kubectl"));
+        cmd.arg("--kubeconfig")
+            .arg(cluster::kubeconfig_path())
+            .args(args)
+            .current_dir(workspace::root());
+        run_cmd(&mut cmd)
+    };
+    eprintln!(
+        "[test] the {IN_CLUSTER_SUITE} suite against the controller installed in the cluster ({INSTALL_OVERLAY})"
+    );
+    let result = kubectl(&["apply", "--kustomize", INSTALL_OVERLAY])
+        .and_then(|()| {
+            kubectl(&[
+                "rollout",
+                "status",
+                "deployment/agent-sandbox-controller",
+                "--namespace",
+                "agent-sandbox-system",
+                "--timeout=180s",
+            ])
+        })
+        .and_then(|()| {
+            run_cmd(
+                cargo()
+                    .args(["test", "--package", E2E_PACKAGE, "--test", IN_CLUSTER_SUITE])
+                    .env("KUBECONFIG", cluster::kubeconfig_path())
+                    .env(IN_CLUSTER_CONTROLLER_ENV, "1")
+                    .env("PATH", path),
+            )
+        });
+    if result.is_err() {
+        let _ = kubectl(&[
+            "logs",
+            "--namespace",
+            "agent-sandbox-system",
+            "--selector=app.kubernetes.io/component=controller",
+            "--prefix",
+            "--tail=80",
+        ]);
+    }
+    let removed = kubectl(&[
+        "delete",
+        "--kustomize",
+        INSTALL_OVERLAY,
+        "--ignore-not-found",
+        "--wait",
+    ]);
+    eprintln!(
+        "[test] {IN_CLUSTER_SUITE} against the in-cluster controller {} in {}s",
+        if result.is_ok() { "passed" } else { "FAILED" },
+        started.elapsed().as_secs()
+    );
+    result.and(removed)
 }
 
 /// Benchmarks are not tests: one tiny run of each scenario that needs no extension controller

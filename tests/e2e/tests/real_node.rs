@@ -6,7 +6,9 @@
 
 mod real_node_support;
 
-use real_node_support::{apiserver, claims, dns, exits, firewall, run, runtime, storage};
+use real_node_support::{
+    apiserver, claims, dns, exits, firewall, network_policy, run, runtime, storage,
+};
 
 #[tokio::test]
 async fn gvisor_sandbox_runs_a_real_process() -> anyhow::Result<()> {
@@ -52,6 +54,33 @@ async fn pods_reach_the_api_server_through_its_service() -> anyhow::Result<()> {
     run(
         "apiserver",
         apiserver::pods_reach_the_api_server_through_its_service,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_secure_default_isolates_a_sandbox() -> anyhow::Result<()> {
+    run(
+        "netpol-default",
+        network_policy::the_secure_default_isolates_a_sandbox,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_custom_policy_allows_only_what_it_names() -> anyhow::Result<()> {
+    run(
+        "netpol-custom",
+        network_policy::a_custom_policy_allows_only_what_it_names,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_unmanaged_template_gets_no_policy() -> anyhow::Result<()> {
+    run(
+        "netpol-unmanaged",
+        network_policy::an_unmanaged_template_gets_no_policy,
     )
     .await
 }

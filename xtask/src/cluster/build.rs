@@ -1,7 +1,8 @@
 //! Builds the control-plane multi-call binary from tests/cluster (Go) and caches it outside the repo.
 //!
-//! Besides the control plane it holds the real node's Kubernetes agents (kubelet, kube-proxy) and
-//! CoreDNS, which share most of their packages with it: one module, one build. The cache key is the
+//! Besides the control plane it holds the real node's Kubernetes agents (kubelet, kube-proxy),
+//! CoreDNS, kube-router's network-policy controller and helm, which share most of their packages
+//! with it: one module, one build. The cache key is the
 //! Kubernetes version plus a hash of the module and the link flags.
 
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use super::layout::KUBE_VERSION;
 use crate::workspace;
 
 /// The programs inside the multi-call binary; each gets a symlink of its own name.
-pub const PROGRAMS: [&str; 9] = [
+pub const PROGRAMS: [&str; 11] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
@@ -23,7 +24,12 @@ pub const PROGRAMS: [&str; 9] = [
     "kubelet",
     "kube-proxy",
     "coredns",
+    "kube-router-netpol",
+    "helm",
 ];
+
+/// The helm release pinned in tests/cluster/go.mod (the one built against Kubernetes 1.36's client).
+const HELM_VERSION: &str = "v4.2.4";
 
 /// Where a built control plane lives.
 pub struct Binaries {
@@ -54,6 +60,10 @@ fn ldflags() -> String {
         flags.push(format!("-X {pkg}.gitMinor={minor}"));
         flags.push(format!("-X {pkg}.gitTreeState=clean"));
     }
+    // helm prints the minor version only unless its release build sets the full one.
+    flags.push(format!(
+        "-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}"
+    ));
     flags.join(" ")
 }
 

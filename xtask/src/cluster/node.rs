@@ -19,7 +19,20 @@ use super::process;
 use config::{NODE_NAME, NodeLayout};
 
 /// The node's processes in start order: name (for log and PID files) and what answers its probe.
-pub const COMPONENTS: [&str; 4] = ["containerd", "coredns", "kubelet", "kube-proxy"];
+pub const COMPONENTS: [&str; 5] = [
+    "containerd",
+    "coredns",
+    "kubelet",
+    "kube-proxy",
+    NETWORK_POLICY,
+];
+
+/// kube-router's network-policy controller alone (a program of the multi-call binary): enforces
+/// NetworkPolicies with iptables and ipsets, which the CNI bridge does not.
+const NETWORK_POLICY: &str = "kube-router-netpol";
+
+/// The filter chain the network-policy controller creates on its first sync: its probe.
+const NETWORK_POLICY_CHAIN: &str = "KUBE-ROUTER-FORWARD";
 
 /// Starts the real node next to a running control plane; on error the caller stops everything.
 pub fn up(bins: &Binaries) -> anyhow::Result<()> {
@@ -32,8 +45,20 @@ pub fn up(bins: &Binaries) -> anyhow::Result<()> {
     start_daemons(bins, &node, &node_bins)?;
     host::keep_firewall_first()?;
     register(bins, &node)?;
+    // It reads its Node object at start, so after the kubelet registered it.
+    start(
+        &node,
+        &Daemon {
+            name: NETWORK_POLICY,
+            program: bins.program(NETWORK_POLICY),
+            args: config::network_policy_args(&node),
+            env: &[],
+            healthy_within: Duration::from_secs(60),
+        },
+    )?;
     eprintln!(
-        "[cluster] real node {NODE_NAME} Ready in {:.1}s (containerd, runc, gVisor, CoreDNS, kube-proxy)",
+        "[cluster] real node {NODE_NAME} Ready in {:.1}s (containerd, runc, gVisor, CoreDNS, kube-proxy, \
+         NetworkPolicy)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -214,6 +239,16 @@ pub fn probe(node: &NodeLayout, name: &str) -> anyhow::Result<()> {
         "coredns" => (ports::coredns_ready(), "/ready"),
         "kubelet" => (ports::kubelet_healthz(), "/healthz"),
         "kube-proxy" => (ports::kube_proxy_healthz(), "/healthz"),
+        // It serves no health endpoint here (kube-router's would listen on every interface): its
+        // chain appears once it has synced the policies.
+        NETWORK_POLICY => {
+            hostcmd::output(
+                "iptables",
+                &["-w", "-t", "filter", "-n", "-L", NETWORK_POLICY_CHAIN],
+            )
+            .with_context(|| format!("no {NETWORK_POLICY_CHAIN} chain yet"))?;
+            return Ok(());
+        }
         other => bail!("unknown node component {other}"),
     };
     let (code, body) = process::http_get(port, path)?;
@@ -249,7 +284,7 @@ pub fn down() -> anyhow::Result<()> {
             eprintln!("[cluster] removing the node's pods: {e:#}");
         }
     }
-    for name in ["kube-proxy", "coredns", "containerd"] {
+    for name in [NETWORK_POLICY, "kube-proxy", "coredns", "containerd"] {
         stop(name);
     }
     host::restore(&node)?;

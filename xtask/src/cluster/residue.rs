@@ -1,5 +1,5 @@
 //! What the cluster may leave behind on this machine, as a comparable snapshot: sysctls, iptables
-//! rules (over nftables here), network links and namespaces, mounts, cgroups, and processes started from our
+//! rules (over nftables here), ipsets, network links and namespaces, mounts, cgroups, and processes started from our
 //! binaries. `cargo xtask test` takes one before it starts a cluster and one after `down`, and fails
 //! when they differ (docs/local-cluster.md, "Leaving the machine as it was").
 
@@ -40,6 +40,9 @@ impl Snapshot {
             ("ip6tables", "ip6tables-save"),
         ] {
             iptables(family, &command_lines(save, &[]), &mut lines);
+        }
+        for set in command_lines("ipset", &["list", "-name"]) {
+            lines.insert(format!("ipset {set}"));
         }
         for link in command_lines("ip", &["-o", "link", "show"]) {
             if let Some(name) = link.split(':').nth(1) {

@@ -144,9 +144,13 @@ pub fn desired_spec(template: &SandboxTemplate, hash: &str) -> NetworkPolicySpec
                             "172.16.0.0/12",
                             "192.168.0.0/16",
                             "169.254.0.0/16",
+                            // Beyond upstream's list: nothing a pod sends to loopback ever leaves
+                            // it, unless a node translates Service traffic to a server bound to
+                            // loopback (the local cluster's API server), which this closes.
+                            "127.0.0.0/8",
                         ],
                     ),
-                    ip_block("::/0", &["fc00::/7", "fe80::/10"]),
+                    ip_block("::/0", &["fc00::/7", "fe80::/10", "::1/128"]),
                 ]),
                 ports: None,
             }],

@@ -139,14 +139,19 @@ fn default_managed_template_gets_the_secure_policy_and_its_label() {
             "10.0.0.0/8",
             "172.16.0.0/12",
             "192.168.0.0/16",
-            "169.254.0.0/16"
+            "169.254.0.0/16",
+            "127.0.0.0/8"
         ]
     );
     assert_eq!(
         blocks[1],
         (
             "::/0".to_owned(),
-            vec!["fc00::/7".to_owned(), "fe80::/10".to_owned()]
+            vec![
+                "fc00::/7".to_owned(),
+                "fe80::/10".to_owned(),
+                "::1/128".to_owned()
+            ]
         )
     );
 }

@@ -58,8 +58,9 @@ pub async fn secure_default(env: TestEnv) -> anyhow::Result<()> {
         }]}],
         "egress": [{"to": [
             {"ipBlock": {"cidr": "0.0.0.0/0",
-                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]}},
-            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}}
+                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                    "127.0.0.0/8"]}},
+            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10", "::1/128"]}}
         ]}]
     });
     ensure!(spec_json(&np)? == want, "policy spec {}", spec_json(&np)?);

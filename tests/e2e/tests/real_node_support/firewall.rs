@@ -26,7 +26,7 @@ const FAR_SIDE: &str = "198.18.0.2";
 const PORT: &str = "18080";
 /// The pods' network, which the far side routes back to (as a real outside network would not).
 const POD_CIDR: &str = "10.88.0.0/16";
-/// The firewall chain `cargo xtask cluster up` installs for forwarded traffic.
+/// The firewall chain (table mangle) `cargo xtask cluster up` installs for forwarded traffic.
 const CHAIN: &str = "AGENT-SANDBOX-FORWARD";
 
 /// The namespace, the veth and the listener; removed on drop whatever the test's outcome.
@@ -90,7 +90,7 @@ impl Drop for Outside {
 fn dropped() -> anyhow::Result<u64> {
     let listing = run(
         "iptables",
-        &["-w", "-t", "filter", "-L", CHAIN, "-v", "-x", "-n"],
+        &["-w", "-t", "mangle", "-L", CHAIN, "-v", "-x", "-n"],
     )?;
     listing
         .lines()

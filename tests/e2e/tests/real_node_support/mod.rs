@@ -7,6 +7,7 @@ pub mod claims;
 pub mod dns;
 pub mod exits;
 pub mod firewall;
+pub mod network_policy;
 pub mod runtime;
 pub mod storage;
 
@@ -54,8 +55,14 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(60);
 /// without leader election would act on the same objects at once. The lock is runtime-agnostic.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Set (to any value) by `cargo xtask test` for its second pass of the real-node suite: the
+/// controller is then the default install's, running in the cluster as two Pods
+/// (deploy/local-cluster/install), and no scenario starts one of its own.
+const IN_CLUSTER_CONTROLLER_ENV: &str = "AGENT_SANDBOX_E2E_IN_CLUSTER_CONTROLLER";
+
 /// Runs `body` in a fresh namespace `rn-<scenario>-…` with the real controller (`--extensions`)
-/// running, once the real node is there and Ready.
+/// running, once the real node is there and Ready: a host process of its own, or the in-cluster
+/// one when [`IN_CLUSTER_CONTROLLER_ENV`] is set.
 pub async fn run<F, Fut>(scenario: &str, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(TestEnv) -> Fut,
@@ -65,6 +72,9 @@ where
     let client = cluster::client().await?;
     wait_real_node(&client).await?;
     crds::install(&client).await?;
+    if std::env::var_os(IN_CLUSTER_CONTROLLER_ENV).is_some() {
+        return TestEnv::run(&format!("rn-{scenario}"), body).await;
+    }
     let kubeconfig = cluster::kubeconfig_path();
     let mut controller = Controller::start(
         &format!("real-node-{scenario}"),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::build::NodeBinaries;
-use crate::cluster::layout::{Layout, ports};
+use crate::cluster::layout::{Layout, SERVICE_CIDR, ports};
 
 /// The real node's name.
 pub const NODE_NAME: &str = "node-0";
@@ -289,6 +289,19 @@ conntrack:
         metrics = ports::kube_proxy_metrics(),
         kubeconfig = node.cluster.kubeconfig().display(),
     )
+}
+
+/// The network-policy controller's flags: the node it enforces for, the Services' range (traffic to
+/// a ClusterIP is judged after kube-proxy's DNAT), IPv4 only, no metrics listener.
+pub fn network_policy_args(node: &NodeLayout) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", node.cluster.kubeconfig().display()),
+        format!("--hostname-override={NODE_NAME}"),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--enable-ipv4=true".into(),
+        "--enable-ipv6=false".into(),
+        "--metrics-port=0".into(),
+    ]
 }
 
 /// CoreDNS: answers the cluster domain from the API server on the bridge address; nothing else.

@@ -68,6 +68,7 @@ pub fn prepare(node: &NodeLayout) -> anyhow::Result<()> {
         "netns_dir_existed": Path::new(NETNS_DIR).exists(),
         "mounts": mounts_under(&[PathBuf::from(NETNS_DIR)]),
         "chains": chains()?,
+        "ipsets": ipsets(),
     });
     std::fs::write(state_file(node), serde_json::to_vec_pretty(&state)?)
         .context("writing the node's host state")?;
@@ -98,6 +99,7 @@ fn require_tools() -> anyhow::Result<()> {
         ("iptables", "iptables"),
         ("ip", "iproute2"),
         ("conntrack", "conntrack"),
+        ("ipset", "ipset"),
         ("runc", "runc"),
     ] {
         let found = Command::new("sh")
@@ -143,6 +145,11 @@ pub fn restore(node: &NodeLayout) -> anyhow::Result<()> {
     step("network namespaces", remove_cni_netns());
     step("cgroups", remove_pod_cgroups());
     step("iptables", remove_chains(&saved_strings(&state, "chains")));
+    // After the chains: a set still referenced by a rule cannot be destroyed.
+    step(
+        "ipsets",
+        destroy_new_ipsets(&saved_strings(&state, "ipsets")),
+    );
     if Path::new("/sys/class/net").join(BRIDGE).exists() {
         step("bridge", ip(&["link", "del", BRIDGE]));
     }
@@ -193,6 +200,23 @@ fn created_dirs(state: &Value) -> Vec<PathBuf> {
         dirs.push(PathBuf::from(CONTAINERD_RUN_DIR));
     }
     dirs
+}
+
+/// The names of the ipsets that exist now (the network-policy controller keeps pod addresses in
+/// sets of its own).
+fn ipsets() -> Vec<String> {
+    hostcmd::output("ipset", &["list", "-name"])
+        .map(|out| out.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Destroys every ipset that did not exist before the node started.
+fn destroy_new_ipsets(before: &[String]) -> anyhow::Result<()> {
+    for set in ipsets().iter().filter(|s| !before.contains(s)) {
+        hostcmd::output("ipset", &["destroy", set])
+            .with_context(|| format!("destroying ipset {set}"))?;
+    }
+    Ok(())
 }
 
 fn write_sysctl(key: &str, value: &str) -> anyhow::Result<()> {

@@ -10,10 +10,16 @@ use crate::cluster::node::config::{BRIDGE, GATEWAY, POD_CIDR};
 const CHAIN_PREFIXES: [&str; 3] = ["AGENT-SANDBOX-", "KUBE-", "CNI-"];
 
 /// Our chains: table, the built-in chain each is jumped to from, and its name.
+///
+/// The guards live in `mangle`, not `filter`: mangle's INPUT and FORWARD hooks run before filter's,
+/// and POSTROUTING after every filter chain, so a DROP of ours is final whatever the filter table
+/// holds. The node's programs put their own jumps first in filter (kube-router's network-policy
+/// controller moves its jumps back to the top on every sync) and ACCEPT there what their rules allow;
+/// in filter, ours would be skipped for exactly that traffic.
 const FIREWALL: [(&str, &str, &str); 4] = [
-    ("filter", "INPUT", "AGENT-SANDBOX-INPUT"),
-    ("filter", "FORWARD", "AGENT-SANDBOX-FORWARD"),
-    ("filter", "OUTPUT", "AGENT-SANDBOX-OUTPUT"),
+    ("mangle", "INPUT", "AGENT-SANDBOX-INPUT"),
+    ("mangle", "FORWARD", "AGENT-SANDBOX-FORWARD"),
+    ("mangle", "POSTROUTING", "AGENT-SANDBOX-POSTROUTING"),
     ("nat", "PREROUTING", "AGENT-SANDBOX-PREROUTING"),
 ];
 
@@ -31,8 +37,11 @@ const KUBERNETES_SERVICE_PORT: &str = "443";
 /// connection to the `kubernetes` Service (10.96.0.1:443) is translated to it: DNAT to 127.0.0.1
 /// before kube-proxy sees the packet (that Service has no endpoints: a loopback address cannot be
 /// one), which the kernel routes only because `route_localnet` is on for the bridge alone
-/// ([`super::prepare`]); INPUT then accepts exactly the translated connections and still drops
+/// ([`super::prepare`]); INPUT then lets exactly the translated connections through and still drops
 /// anything else from the bridge to a loopback address.
+///
+/// An ACCEPT in a mangle chain only ends that chain: the packet still meets the filter table (the
+/// network-policy controller's rules among them).
 fn firewall_rules() -> Vec<(&'static str, &'static str, Vec<String>)> {
     let v = |parts: &[&str]| parts.iter().map(ToString::to_string).collect::<Vec<_>>();
     let established = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"];
@@ -58,26 +67,26 @@ fn firewall_rules() -> Vec<(&'static str, &'static str, Vec<String>)> {
             ]),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-INPUT",
             v(&[&["-i", BRIDGE][..], &established, &["-j", "ACCEPT"]].concat()),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-INPUT",
             v(&[
                 "-i", BRIDGE, "-d", GATEWAY, "-p", "udp", "--dport", "53", "-j", "ACCEPT",
             ]),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-INPUT",
             v(&[
                 "-i", BRIDGE, "-d", GATEWAY, "-p", "tcp", "--dport", "53", "-j", "ACCEPT",
             ]),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-INPUT",
             v(&[
                 "-i",
@@ -101,34 +110,40 @@ fn firewall_rules() -> Vec<(&'static str, &'static str, Vec<String>)> {
             ]),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-INPUT",
             v(&["-i", BRIDGE, "-j", "DROP"]),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-FORWARD",
             v(&["-s", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
         (
-            "filter",
+            "mangle",
             "AGENT-SANDBOX-FORWARD",
             v(&["!", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
         // The host talking to itself (the API server to the kubelet on the bridge address) stays on lo.
         (
-            "filter",
-            "AGENT-SANDBOX-OUTPUT",
+            "mangle",
+            "AGENT-SANDBOX-POSTROUTING",
             v(&["-o", "lo", "-j", "RETURN"]),
         ),
+        // After every filter chain and the Services' DNAT: the final address and interface.
         (
-            "filter",
-            "AGENT-SANDBOX-OUTPUT",
+            "mangle",
+            "AGENT-SANDBOX-POSTROUTING",
+            v(&["-s", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
+        ),
+        (
+            "mangle",
+            "AGENT-SANDBOX-POSTROUTING",
             v(&["-d", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
         (
-            "filter",
-            "AGENT-SANDBOX-OUTPUT",
+            "mangle",
+            "AGENT-SANDBOX-POSTROUTING",
             v(&["-d", SERVICE_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]),
         ),
     ]
@@ -149,9 +164,9 @@ pub fn install() -> anyhow::Result<()> {
     keep_firewall_first()
 }
 
-/// Puts the jumps to our chains first in their built-in chains. The kubelet and kube-proxy insert
-/// their own jumps at the top when they start (with ACCEPT rules and, in PREROUTING, the Services'
-/// DNAT behind them), so this runs again once they are up.
+/// Puts the jumps to our chains first in their built-in chains. kube-proxy inserts its own jump at
+/// the top of nat PREROUTING when it starts (the Services' DNAT, which must not see the `kubernetes`
+/// Service first), so this runs again once it is up.
 pub fn keep_firewall_first() -> anyhow::Result<()> {
     for (table, builtin, chain) in FIREWALL {
         while iptables(&["-t", table, "-D", builtin, "-j", chain]).is_ok() {}
