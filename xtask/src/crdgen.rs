@@ -1,5 +1,6 @@
-//! `cargo xtask crdgen`: writes the CRDs of both installs (deploy/crds: v1beta1 only; deploy/migration/crds:
-//! v1alpha1 served too, through the conversion webhook) and docs/api-reference.md from the Rust API types.
+//! `cargo xtask crdgen`: writes the CRDs of both installs (deploy/crds: v1beta1 only, and the Helm
+//! chart's copy of them; deploy/migration/crds: v1alpha1 served too, through the conversion webhook) and
+//! docs/api-reference.md from the Rust API types.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,12 +26,17 @@ const REFERENCE: &str = "docs/api-reference.md";
 /// The generated CRD directories: the default install's and the migration install's.
 const DEFAULT_DIR: &str = "deploy/crds";
 const MIGRATION_DIR: &str = "deploy/migration/crds";
+/// The Helm chart's CRDs: the default install's again, since Helm installs only files inside the chart
+/// (and a chart cannot refer to deploy/crds).
+const CHART_DIR: &str = "deploy/helm/agent-sandbox/crds";
 
 /// Generates (or checks) the CRD manifests and the API reference.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let with_v1alpha1 = agent_sandbox_api::crd::with_v1alpha1().context("merging CRD versions")?;
+    let default = render(&agent_sandbox_api::crd::all())?;
     let sets = [
-        (DEFAULT_DIR, render(&agent_sandbox_api::crd::all())?),
+        (CHART_DIR, default.clone()),
+        (DEFAULT_DIR, default),
         (MIGRATION_DIR, render(&with_v1alpha1)?),
     ];
     let reference = render_reference(&with_v1alpha1)?;
