@@ -116,6 +116,7 @@ fn write_cached(name: Name, image: &oci::Image) -> anyhow::Result<Archive> {
             .with_context(|| format!("writing the {} image archive", name.as_str()))?;
         std::fs::rename(&partial, &path)
             .with_context(|| format!("moving {}", partial.display()))?;
+        prune_older(&dir, name, &path)?;
         eprintln!(
             "[images] built {} in {:.1}s",
             image.reference,
@@ -133,6 +134,20 @@ fn write_cached(name: Name, image: &oci::Image) -> anyhow::Result<Archive> {
         path,
         size,
     })
+}
+
+/// Removes the cached archives of `name` other than `keep`: the project's binaries change with every
+/// commit (their version names it), so without this the cache would grow by one archive per build.
+fn prune_older(dir: &Path, name: Name, keep: &Path) -> anyhow::Result<()> {
+    let prefix = format!("{}-", name.as_str());
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        if path != keep && file.starts_with(&prefix) && file.ends_with(".tar") {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `ctr` talking to the given containerd socket in the namespace the kubelet's CRI uses.

@@ -8,14 +8,12 @@
 //! missing helm fails every test that needs it, naming where it was looked for.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
 
-use agent_sandbox_testkit::{kubectl, workspace_root};
+use agent_sandbox_testkit::{helm, kubectl, workspace_root};
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::process::Command;
 
 /// The chart, relative to the workspace root.
 const CHART: &str = "deploy/helm/agent-sandbox";
@@ -41,51 +39,6 @@ const AS_KUSTOMIZE: [&str; 4] = [
     "router.image.pullPolicy=",
 ];
 
-/// The helm of the local cluster: next to [`kubectl::binary`] (`$AGENT_SANDBOX_KUBE_BIN/helm`, else
-/// `helm` on `PATH`, where `cargo xtask test` puts the cluster's bin directory first).
-fn helm_binary() -> PathBuf {
-    kubectl::binary().with_file_name("helm")
-}
-
-/// Runs helm with `args` from the workspace root and returns what it printed and how it exited.
-async fn helm(args: &[&str]) -> anyhow::Result<Output> {
-    let binary = helm_binary();
-    let is_path = binary.components().count() > 1;
-    if is_path && !binary.exists() {
-        bail!(
-            "helm not found at {}: `cargo xtask cluster up` builds it next to kubectl",
-            binary.display()
-        );
-    }
-    let result = Command::new(&binary)
-        .args(args)
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .output()
-        .await;
-    match result {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
-            "helm not found on PATH (nor AGENT_SANDBOX_KUBE_BIN set): `cargo xtask cluster up` builds \
-             it next to kubectl, `cargo xtask cluster env` prints AGENT_SANDBOX_KUBE_BIN"
-        ),
-        other => other.with_context(|| format!("running helm {}", args.join(" "))),
-    }
-}
-
-/// Runs helm with `args`; its stdout, or an error with what it printed unless it exited 0 (`helm
-/// lint` reports on stdout, the others on stderr).
-async fn helm_ok(args: &[&str]) -> anyhow::Result<String> {
-    let output = helm(args).await?;
-    ensure!(
-        output.status.success(),
-        "helm {} failed: {} {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout).trim(),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(String::from_utf8(output.stdout)?)
-}
-
 /// `helm template` arguments rendering the chart with `values` (each a `--set`), CRDs included or not.
 fn template_args<'a>(values: &[&'a str], crds: bool) -> Vec<&'a str> {
     let mut args = vec!["template", "agent-sandbox", CHART];
@@ -100,7 +53,7 @@ fn template_args<'a>(values: &[&'a str], crds: bool) -> Vec<&'a str> {
 
 /// The objects the chart renders with `values`.
 async fn chart(values: &[&str], crds: bool) -> anyhow::Result<Vec<Value>> {
-    documents(&helm_ok(&template_args(values, crds)).await?)
+    documents(&helm::ok(&template_args(values, crds)).await?)
 }
 
 /// The objects `kubectl kustomize deploy/` renders (what `kubectl apply -k deploy/` applies).
@@ -333,9 +286,9 @@ fn the_chart_crds_are_the_generated_ones() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn helm_lint_passes() -> anyhow::Result<()> {
-    helm_ok(&["lint", "--strict", CHART]).await?;
+    helm::ok(&["lint", "--strict", CHART]).await?;
     // And with every optional part on, so their templates are linted too.
-    helm_ok(&[
+    helm::ok(&[
         "lint",
         "--strict",
         CHART,
@@ -358,7 +311,7 @@ async fn a_misspelled_value_is_rejected_by_the_schema() -> anyhow::Result<()> {
         ("router.podSecurityContext.runAsUsr=1", "runAsUsr"),
         ("router.auth=tokenreviews", "auth"),
     ] {
-        let output = helm(&template_args(&[value], false)).await?;
+        let output = helm::output(&template_args(&[value], false)).await?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         ensure!(
             !output.status.success(),
@@ -528,7 +481,7 @@ async fn every_namespaced_object_and_subject_follows_namespace_name() -> anyhow:
         false,
     );
     args.extend(["--namespace", "elsewhere"]);
-    let objects = documents(&helm_ok(&args).await?)?;
+    let objects = documents(&helm::ok(&args).await?)?;
     let mut namespaces = BTreeSet::new();
     objects
         .iter()
@@ -553,7 +506,7 @@ async fn every_namespaced_object_and_subject_follows_namespace_name() -> anyhow:
 /// leader-election RBAC.
 #[tokio::test]
 async fn leader_election_off_allows_one_replica_only() -> anyhow::Result<()> {
-    let output = helm(&template_args(&["controller.leaderElect=false"], false)).await?;
+    let output = helm::output(&template_args(&["controller.leaderElect=false"], false)).await?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure!(
         !output.status.success() && stderr.contains("controller.leaderElect"),

@@ -14,6 +14,7 @@ pub mod crds;
 mod env;
 pub mod etcd;
 pub mod fixtures;
+pub mod helm;
 pub mod http;
 pub mod kubectl;
 pub mod logs;
