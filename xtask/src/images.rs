@@ -142,7 +142,10 @@ fn prune_older(dir: &Path, name: Name, keep: &Path) -> anyhow::Result<()> {
     let prefix = format!("{}-", name.as_str());
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
         if path != keep && file.starts_with(&prefix) && file.ends_with(".tar") {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
