@@ -57,6 +57,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "[test] unit and property tests passed ({}s)",
         started.elapsed().as_secs()
     );
+    libraries()?;
     if args.unit_only {
         eprintln!("[test] --unit-only: the end-to-end suites were NOT run");
         return Ok(());
@@ -65,6 +66,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The suites start the real controller and router binaries and call our kubectl; the bench
     // smoke runs need the controller and the bench (one build makes all three).
     crate::bench::build("dev")?;
+    // The embedding examples the `embedding` suite runs as their users would.
+    run_cmd(cargo().args([
+        "build",
+        "--package",
+        "embedded-operator",
+        "--package",
+        "sandbox-planner",
+    ]))?;
     // The SDK suite's venv (upstream's pinned Python SDK), made before the cluster starts.
     let sdk_python = if args.no_real_node {
         None
@@ -91,6 +100,40 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     result?;
     eprintln!(
         "[test] all tests passed in {}s",
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
+
+/// The crates other operators embed (docs/embedding.md).
+const LIBRARY_CRATES: [&str; 6] = [
+    "agent-sandbox-api",
+    "agent-sandbox-core",
+    "agent-sandbox-warmpool",
+    "agent-sandbox-kube",
+    "agent-sandbox-webhook",
+    "agent-sandbox-migrate",
+];
+
+/// What embedding needs of the library crates: docs without warnings (every public item documented,
+/// no broken link), their examples compiling and passing, and a package that builds from its own
+/// sources (`cargo package` verifies each with a lockfile of its own).
+fn libraries() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let packages: Vec<&str> = LIBRARY_CRATES
+        .iter()
+        .flat_map(|package| ["--package", *package])
+        .collect();
+    run_cmd(
+        cargo()
+            .args(["doc", "--no-deps"])
+            .args(&packages)
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    run_cmd(cargo().args(["test", "--doc"]).args(&packages))?;
+    run_cmd(cargo().args(["package", "--allow-dirty"]).args(&packages))?;
+    eprintln!(
+        "[test] library crates: docs, doc examples and packages passed ({}s)",
         started.elapsed().as_secs()
     );
     Ok(())

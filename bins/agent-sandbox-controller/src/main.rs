@@ -72,7 +72,7 @@ async fn run() -> anyhow::Result<()> {
     let client = client(&flags).await?;
     tracing::info!(
         version = VERSION,
-        identity = %settings.identity,
+        identity = %settings.controllers.identity,
         leader_election = settings.leader_election.is_some(),
         "starting agent-sandbox-controller"
     );

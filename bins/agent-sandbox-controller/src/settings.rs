@@ -4,7 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use agent_sandbox_api::validate::ValidationContext;
-use agent_sandbox_kube::{ExtensionSettings, LeaderElection, Settings};
+use agent_sandbox_kube::{
+    ControllerSettings, ExtensionSettings, LeaderElection, Settings, replica_identity,
+};
 use agent_sandbox_warmpool::member::MemberConfig;
 use agent_sandbox_warmpool::pool::Config as PoolConfig;
 use agent_sandbox_webhook::WebhookSettings;
@@ -20,25 +22,6 @@ const ALLOWED_LABEL_DOMAINS_FILE: &str = "/etc/sandbox-config/allowed-label-doma
 
 /// Where the in-cluster namespace of the controller's Pod is mounted.
 const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
-/// This replica's identity: the Pod name (or host name) plus a per-process suffix.
-fn identity() -> String {
-    let host = std::env::var("POD_NAME")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "agent-sandbox-controller".to_owned());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{host}_{}-{nanos:08x}", std::process::id())
-}
 
 fn leader_election_namespace(flag: &str) -> anyhow::Result<String> {
     if !flag.is_empty() {
@@ -79,18 +62,20 @@ impl Flags {
             None
         };
         Ok(Settings {
-            cluster_domain: self.cluster_domain.clone(),
-            concurrent_workers: u16::try_from(self.sandbox_concurrent_workers)
-                .context("--sandbox-concurrent-workers is out of range")?,
-            scoped_child_caches: self.cache_label_selectors,
+            controllers: ControllerSettings {
+                cluster_domain: self.cluster_domain.clone(),
+                concurrent_workers: u16::try_from(self.sandbox_concurrent_workers)
+                    .context("--sandbox-concurrent-workers is out of range")?,
+                scoped_child_caches: self.cache_label_selectors,
+                identity: replica_identity(),
+                extensions: self
+                    .extensions
+                    .then(|| self.extension_settings())
+                    .transpose()?,
+            },
             metrics_address: address(&self.metrics_bind_address, "metrics-bind-address")?,
             health_address: address(&self.health_probe_bind_address, "health-probe-bind-address")?,
             leader_election,
-            identity: identity(),
-            extensions: self
-                .extensions
-                .then(|| self.extension_settings())
-                .transpose()?,
         })
     }
 

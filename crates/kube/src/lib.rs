@@ -7,6 +7,10 @@
 //!   triggers → pass → writes;
 //! * [`runtime`] and [`metrics`]: what every controller is built on — typed errors and the retry
 //!   policy, the write helper, watches and their caches, Events, the control loop, the registry.
+//!
+//! To run the controllers inside a binary of your own, see [`Controllers`] and docs/embedding.md;
+//! [`run`] is the whole controller process (probes, metrics, leader election, controllers) that
+//! `agent-sandbox-controller` runs.
 
 pub mod controllers;
 pub mod metrics;
@@ -15,7 +19,9 @@ pub mod runtime;
 
 pub use controllers::extensions::ExtensionSettings;
 pub use process::config::{ConfigError, cluster_config};
+pub use process::embedded::Controllers;
 pub use process::error::Error;
 pub use process::run::run;
-pub use process::settings::{LeaderElection, Settings};
+pub use process::servers::Readiness;
+pub use process::settings::{ControllerSettings, LeaderElection, Settings, replica_identity};
 pub use process::signal::shutdown_signal;

@@ -7,6 +7,15 @@
 //! and field, when an object cannot be stored at v1beta1, and then changes nothing. Each step is derived
 //! from the cluster's state ([`plan`]), so a second run after a crash continues where the first stopped
 //! and a run after a complete migration has nothing to do.
+//!
+//! ```no_run
+//! # async fn migrate() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! // Dry run: report what would happen, one line per step; `apply: true` does it.
+//! let options = agent_sandbox_migrate::Options { apply: false };
+//! agent_sandbox_migrate::run(&client, options, &mut |line| println!("{line}")).await?;
+//! # Ok(()) }
+//! ```
 
 mod check;
 mod kinds;

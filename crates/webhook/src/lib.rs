@@ -9,6 +9,14 @@
 //!
 //! It is a crate of its own because only installs that still serve `v1alpha1` need it: the controller
 //! binary starts it next to the controllers, and nothing in the controllers depends on it.
+//!
+//! ```
+//! // The pure conversion: a ConversionReview in, its response out (no server needed).
+//! let review = br#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+//!     "request": {"uid": "1", "desiredAPIVersion": "agents.x-k8s.io/v1beta1", "objects": []}}"#;
+//! let response = agent_sandbox_webhook::review::respond(review).expect("a ConversionReview");
+//! assert_eq!(response["response"]["result"]["status"], "Success");
+//! ```
 
 pub mod certs;
 mod error;

@@ -149,7 +149,7 @@ impl Action {
     }
 }
 
-/// An action that failed, by its index in [`Plan::actions`].
+/// An action that failed, by its index in [`Plan::actions`](super::Plan::actions).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// Index of the failed action.

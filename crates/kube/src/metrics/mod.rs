@@ -5,4 +5,4 @@ pub mod claims;
 pub mod registry;
 pub mod sandboxes;
 
-pub use registry::Metrics;
+pub use registry::{Metrics, encode};

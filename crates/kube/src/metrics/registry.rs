@@ -67,9 +67,9 @@ fn duration_histogram() -> Histogram {
     ])
 }
 
-/// The controller's metrics and their registry.
+/// The controller's metrics, registered in a [`Registry`] that their owner encodes (the process's
+/// own, or an embedding binary's).
 pub struct Metrics {
-    registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     actions: Family<ActionLabels, Counter>,
@@ -88,9 +88,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; `agent_sandboxes` is computed from `sandboxes` at scrape time.
-    pub fn new(sandboxes: Store<Sandbox>) -> Arc<Self> {
-        let mut registry = Registry::default();
+    /// Registers every metric in `registry` (each named `agent_sandbox…`); `agent_sandboxes` is
+    /// computed from `sandboxes` at scrape time.
+    pub fn register(registry: &mut Registry, sandboxes: Store<Sandbox>) -> Arc<Self> {
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -143,9 +143,8 @@ impl Metrics {
             reconcile_errors.clone(),
         );
         registry.register_collector(Box::new(SandboxCollector::new(sandboxes)));
-        let claims = ClaimMetrics::register(&mut registry);
+        let claims = ClaimMetrics::register(registry);
         Arc::new(Self {
-            registry,
             reconciles,
             reconcile_duration,
             actions,
@@ -217,17 +216,17 @@ impl Metrics {
         }
     }
 
-    /// The registry in OpenMetrics text.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
-
     /// The SandboxClaim controller's metrics.
     pub fn claims(&self) -> &ClaimMetrics {
         &self.claims
     }
+}
+
+/// `registry` in OpenMetrics text, what `/metrics` serves.
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)?;
+    Ok(text)
 }
 
 fn result_label(ok: bool) -> String {
@@ -246,10 +245,11 @@ mod tests {
     fn scrape_exposes_gauge_build_info_and_counters() {
         let mut writer = Writer::<Sandbox>::default();
         writer.apply_watcher_event(&Event::Apply(sandbox("a")));
-        let metrics = Metrics::new(writer.as_reader());
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry, writer.as_reader());
         metrics.reconciled(true, Duration::from_millis(3));
         metrics.action("create_pod", false);
-        let text = metrics.encode().unwrap_or_default();
+        let text = encode(&registry).unwrap_or_default();
         assert!(
             text.contains("agent_sandboxes{namespace=\"ns\",ready_condition=\"false\""),
             "{text}"
@@ -274,10 +274,11 @@ mod tests {
 
     #[test]
     fn failed_passes_are_counted_by_controller_and_kind() {
-        let metrics = Metrics::new(Writer::<Sandbox>::default().as_reader());
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry, Writer::<Sandbox>::default().as_reader());
         metrics.reconcile_failed("claim", ["conflict", "server"]);
         metrics.reconcile_failed("claim", ["conflict"]);
-        let text = metrics.encode().unwrap_or_default();
+        let text = encode(&registry).unwrap_or_default();
         assert!(
             text.contains(
                 "agent_sandbox_reconcile_errors_total{controller=\"claim\",kind=\"conflict\"} 2"
@@ -294,12 +295,13 @@ mod tests {
 
     #[test]
     fn creation_latency_is_recorded_once_per_sandbox() {
-        let metrics = Metrics::new(Writer::<Sandbox>::default().as_reader());
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry, Writer::<Sandbox>::default().as_reader());
         let s = created_at(sandbox("a"), "2026-01-01T00:00:00Z");
         let patch = ready_patch("True", "2026-01-01T00:00:00.2Z");
         metrics.observe_ready(&s, &patch);
         metrics.observe_ready(&s, &patch);
-        let text = metrics.encode().unwrap_or_default();
+        let text = encode(&registry).unwrap_or_default();
         assert!(
             text.contains("agent_sandbox_creation_latency_ms_count{namespace=\"ns\",launch_type=\"cold\",sandbox_template=\"unknown\"} 1"),
             "{text}"

@@ -14,7 +14,7 @@ use crate::controllers::sandbox::{SandboxController, SandboxSettings, SandboxWat
 use crate::controllers::template::TemplateController;
 use crate::metrics::Metrics;
 use crate::process::servers::Readiness;
-use crate::process::settings::Settings;
+use crate::process::settings::ControllerSettings;
 use crate::process::signal::Signal;
 
 /// How long in-flight passes may take to finish after a shutdown request (below the Deployment's
@@ -33,7 +33,7 @@ pub struct Running {
 /// the first list. The replica turns ready once every cache has listed.
 pub fn start(
     client: &Client,
-    settings: &Settings,
+    settings: &ControllerSettings,
     (watches, metrics): (SandboxWatches, Arc<Metrics>),
     ready: &Readiness,
     (stop, lost): (&Signal, &Signal),

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod controllers;
+pub mod embedded;
 pub mod error;
 pub mod leader;
 pub mod leadership;

@@ -3,7 +3,10 @@
 
 use std::future::Future;
 
+use std::sync::Arc;
+
 use kube::Client;
+use prometheus_client::registry::Registry;
 
 use crate::controllers::sandbox::SandboxWatches;
 use crate::metrics::Metrics;
@@ -28,12 +31,13 @@ pub async fn run(
         tracing::info!("shutdown requested");
         requested.raise();
     });
-    let watches = SandboxWatches::new(settings.scoped_child_caches);
-    let metrics = Metrics::new(watches.caches().sandboxes.store.clone());
+    let watches = SandboxWatches::new(settings.controllers.scoped_child_caches);
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry, watches.caches().sandboxes.store.clone());
     let ready = Readiness::default();
     let servers = Servers::start(
         (settings.metrics_address, settings.health_address),
-        metrics.clone(),
+        Arc::new(registry),
         ready.clone(),
         &stop,
     )
@@ -56,7 +60,7 @@ async fn lead(
     let Some(leadership) = Leadership::acquire(
         client,
         settings.leader_election.as_ref(),
-        &settings.identity,
+        &settings.controllers.identity,
         ready,
         stop,
     )
@@ -64,7 +68,13 @@ async fn lead(
     else {
         return Ok(());
     };
-    let running = controllers::start(client, settings, declared, ready, (stop, leadership.lost()));
+    let running = controllers::start(
+        client,
+        &settings.controllers,
+        declared,
+        ready,
+        (stop, leadership.lost()),
+    );
     running.finish(stop, leadership.lost()).await;
     ready.set(false);
     leadership.release().await.map_err(Error::from)

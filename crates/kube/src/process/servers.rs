@@ -15,7 +15,9 @@ use tokio::net::TcpListener;
 
 use tokio::task::JoinHandle;
 
-use crate::metrics::Metrics;
+use prometheus_client::registry::Registry;
+
+use crate::metrics::encode;
 use crate::process::error::Error;
 use crate::process::signal::Signal;
 
@@ -47,8 +49,8 @@ async fn readyz(State(ready): State<Readiness>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    match metrics.encode() {
+async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+    match encode(&registry) {
         Ok(text) => (
             StatusCode::OK,
             [(
@@ -71,7 +73,7 @@ pub fn probe_router(ready: Readiness) -> Router {
 }
 
 /// The metrics route.
-pub fn metrics_router(registry: Arc<Metrics>) -> Router {
+pub fn metrics_router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(registry)
@@ -104,7 +106,7 @@ impl Servers {
     /// Binds both addresses and serves until `stop` is raised.
     pub async fn start(
         (metrics_address, health_address): (SocketAddr, SocketAddr),
-        metrics: Arc<Metrics>,
+        registry: Arc<Registry>,
         ready: Readiness,
         stop: &Signal,
     ) -> Result<Self, Error> {
@@ -120,7 +122,7 @@ impl Servers {
             tasks: [
                 tokio::spawn(serve(
                     metrics_listener,
-                    metrics_router(metrics),
+                    metrics_router(registry),
                     stop.raised(),
                 )),
                 tokio::spawn(serve(health_listener, probe_router(ready), stop.raised())),
@@ -195,7 +197,9 @@ mod tests {
     #[tokio::test]
     async fn metrics_endpoint_serves_the_registry() {
         let store = kube::runtime::reflector::store::Writer::default().as_reader();
-        let (status, body) = get_status(metrics_router(Metrics::new(store)), "/metrics").await;
+        let mut registry = Registry::default();
+        crate::metrics::Metrics::register(&mut registry, store);
+        let (status, body) = get_status(metrics_router(Arc::new(registry)), "/metrics").await;
         assert_eq!(status, 200);
         assert!(body.contains("agent_sandbox_build_info"), "{body}");
     }
