@@ -65,7 +65,7 @@ fn defaults_mirror_upstream() {
     let settings = flags.settings().map_err(|e| e.to_string());
     let settings = settings
         .as_ref()
-        .map(|s| (s.metrics_address, s.concurrent_workers));
+        .map(|s| (s.metrics_address, s.controllers.concurrent_workers));
     assert_eq!(
         settings,
         Ok((
@@ -155,7 +155,7 @@ fn unknown_flags_and_malformed_numbers_fail_parsing() {
 fn extension_flags_default_to_upstream_values() {
     let flags = parse(&["--leader-elect=false", "--extensions"]);
     let settings = flags.settings().map_err(|e| e.to_string());
-    let extensions = settings.map(|s| s.extensions);
+    let extensions = settings.map(|s| s.controllers.extensions);
     let Ok(Some(extensions)) = extensions else {
         panic!("{extensions:?}");
     };
