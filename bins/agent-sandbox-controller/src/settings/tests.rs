@@ -170,7 +170,7 @@ fn extension_flags_default_to_upstream_values() {
     assert_eq!(extensions.pool, PoolConfig::default());
     assert!(extensions.claim_events && extensions.claim_observability_annotations);
     let off = parse(&["--leader-elect=false"]).settings();
-    assert!(off.is_ok_and(|s| s.extensions.is_none()));
+    assert!(off.is_ok_and(|s| s.controllers.extensions.is_none()));
 }
 
 #[test]
@@ -187,7 +187,11 @@ fn extension_flags_are_applied_and_validated() {
         "--disable-claim-events",
         "--disable-claim-observability-annotations",
     ]);
-    let extensions = flags.settings().map(|s| s.extensions).ok().flatten();
+    let extensions = flags
+        .settings()
+        .map(|s| s.controllers.extensions)
+        .ok()
+        .flatten();
     let Some(extensions) = extensions else {
         panic!("settings refused");
     };
