@@ -36,13 +36,14 @@ async fn an_operator_of_its_own_runs_our_controllers_beside_its_own() -> anyhow:
     crds::install(&cluster::client().await?).await?;
     TestEnv::run("embedded", |env| async move {
         let log = log_path(OPERATOR)?;
+        let out = std::fs::File::create(&log)?;
         let child = Command::new(binary("AGENT_SANDBOX_EMBEDDED_OPERATOR_BIN", OPERATOR)?)
             .args(["--lease-namespace", &env.namespace])
             .args(["--metrics", "127.0.0.1:0", "--probes", "127.0.0.1:0"])
             .env("KUBECONFIG", cluster::kubeconfig_path())
             .env("NO_COLOR", "1")
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::fs::File::create(&log)?)
+            .stdout(out.try_clone()?)
+            .stderr(out)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
