@@ -26,14 +26,15 @@ pub struct Args {
     /// Number of kwok fake nodes if a cluster has to be started.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
-    /// Start no real node and skip the suites that need one (`real_node`, `router`, `sdk`).
+    /// Start no real node and skip the suites that need one (`real_node`, `router`, `sdk`,
+    /// `client`, `install`).
     #[arg(long)]
     no_real_node: bool,
 }
 
 /// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs, sdk.rs,
-/// install.rs).
-const REAL_NODE_SUITES: [&str; 4] = ["real_node", "router", "sdk", "install"];
+/// client.rs, install.rs).
+const REAL_NODE_SUITES: [&str; 5] = ["real_node", "router", "sdk", "client", "install"];
 
 /// The suite run a second time against the controller of the default install in the cluster.
 const IN_CLUSTER_SUITE: &str = "real_node";

@@ -8,6 +8,7 @@
 mod real_node_support;
 #[allow(dead_code)]
 mod router_support;
+mod runtime_support;
 mod sdk_support;
 
 #[tokio::test]

@@ -106,6 +106,27 @@ impl Router {
     }
 }
 
+/// Runs `body` with the address of a router started as [`Router::start`] does; afterwards the
+/// router must still be running, and it is stopped. Its log's tail is printed when either failed.
+pub async fn with_router<T>(
+    name: &str,
+    kubeconfig: &Path,
+    extra_args: &[&str],
+    body: impl AsyncFnOnce(std::net::SocketAddr) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut router = Router::start(name, kubeconfig, extra_args).await?;
+    let result = body(router.addr()).await;
+    let running = router.ensure_running();
+    let stopped = router.stop().await;
+    if result.is_err() || running.is_err() {
+        eprintln!("router log (tail):\n{}", router.tail(40));
+    }
+    let value = result?;
+    running?;
+    stopped?;
+    Ok(value)
+}
+
 /// Checked on and stopped as a [`Process`] (`ensure_running`, `stop`, `tail`).
 impl std::ops::Deref for Router {
     type Target = Process;

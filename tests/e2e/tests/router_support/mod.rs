@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use agent_sandbox_testkit::controller::{SYSTEM_NAMESPACE, service_account_kubeconfig};
-use agent_sandbox_testkit::router::Router;
+use agent_sandbox_testkit::router::with_router;
 use agent_sandbox_testkit::{TestEnv, cluster, http, manifests, workspace_root};
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
@@ -182,14 +182,10 @@ pub async fn execute_through_the_router_and_refuse_the_rest(env: TestEnv) -> any
     ensure_on_real_node(&pod, "gvisor")?;
     let ip = pod_ip(&pod).context("the Ready pod has no IP")?;
 
-    let mut router = Router::start("router-e2e", &kubeconfig, &[]).await?;
-    let result = scenario(&env, router.addr(), &ip).await;
-    let running = router.ensure_running();
-    let stopped = router.stop().await;
-    if result.is_err() || running.is_err() {
-        eprintln!("router log (tail):\n{}", router.tail(40));
-    }
-    result.and(running).and(stopped)
+    with_router("router-e2e", &kubeconfig, &[], async |router| {
+        scenario(&env, router, &ip).await
+    })
+    .await
 }
 
 async fn scenario(env: &TestEnv, router: SocketAddr, pod_ip: &str) -> anyhow::Result<()> {
