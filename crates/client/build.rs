@@ -1,8 +1,9 @@
-//! Generates the `process.v1` gRPC client from the runtime's proto (the one definition both sides
-//! compile), with a pure-Rust protobuf compiler (protox), so no `protoc` is needed.
+//! Generates the `process.v1` gRPC client from `proto/` (the one definition both sides compile: the
+//! runtime's build reads it from here, so the published crate carries it), with a pure-Rust
+//! protobuf compiler (protox), so no `protoc` is needed.
 
-/// Where the runtime keeps `process/v1/process.proto`.
-const PROTO_ROOT: &str = "../../bins/agent-sandbox-runtime/proto";
+/// Where `process/v1/process.proto` lives, inside this crate.
+const PROTO_ROOT: &str = "proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");

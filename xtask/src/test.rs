@@ -33,8 +33,15 @@ pub struct Args {
 }
 
 /// The suites that need the real node (tests/e2e/tests/real_node.rs, router.rs, sdk.rs,
-/// client.rs, install.rs).
-const REAL_NODE_SUITES: [&str; 5] = ["real_node", "router", "sdk", "client", "install"];
+/// client.rs, kubectl_sandbox.rs, install.rs).
+const REAL_NODE_SUITES: [&str; 6] = [
+    "real_node",
+    "router",
+    "sdk",
+    "client",
+    "kubectl_sandbox",
+    "install",
+];
 
 /// The suite run a second time against the controller of the default install in the cluster.
 const IN_CLUSTER_SUITE: &str = "real_node";
@@ -67,13 +74,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The suites start the real controller and router binaries and call our kubectl; the bench
     // smoke runs need the controller and the bench (one build makes all three).
     crate::bench::build("dev")?;
-    // The embedding examples the `embedding` suite runs as their users would.
+    // The embedding examples and the kubectl plugin, which their suites run as users would.
     run_cmd(cargo().args([
         "build",
         "--package",
         "embedded-operator",
         "--package",
         "sandbox-planner",
+        "--package",
+        "kubectl-sandbox",
     ]))?;
     // The SDK suite's venv (upstream's pinned Python SDK), made before the cluster starts.
     let sdk_python = if args.no_real_node {
@@ -107,8 +116,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The crates other operators embed (docs/embedding.md).
-const LIBRARY_CRATES: [&str; 6] = [
+const LIBRARY_CRATES: [&str; 7] = [
     "agent-sandbox-api",
+    "agent-sandbox-client",
     "agent-sandbox-core",
     "agent-sandbox-warmpool",
     "agent-sandbox-kube",

@@ -44,7 +44,7 @@ use crate::state::State;
 mod stdio;
 use stdio::{StdinMessage, feed_stdin, forward};
 
-/// Code generated from `proto/process/v1/process.proto`.
+/// Code generated from `crates/client/proto/process/v1/process.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
     tonic::include_proto!("process.v1");

@@ -33,7 +33,7 @@
 //!
 //! ## sandboxd's process gRPC service (`--grpc-listen`, default `0.0.0.0:9090`)
 //!
-//! `process.v1.ProcessService` from `proto/process/v1/process.proto`, written for this project
+//! `process.v1.ProcessService` from `crates/client/proto/process/v1/process.proto`, written for this project
 //! from the documented contract (see [`grpc`]); code generation uses protox, so no `protoc` is
 //! needed. `Start` sends an init event with a virtual process id, then stdout/stderr chunks, then
 //! the exit event; `Execute` runs to completion (bounded like `/execute`, `RESOURCE_EXHAUSTED`

@@ -61,21 +61,9 @@ impl SandboxClient {
     /// ([`Error::ClaimDeleted`]); after `options.ready_timeout`, [`Error::WaitTimeout`]. On any
     /// failure after the claim was created it is deleted again, as the SDK does.
     pub async fn create_sandbox(&self, options: CreateOptions) -> Result<Sandbox> {
-        let claim = build_claim(&options, Timestamp::now())?;
         let namespace = options.namespace.as_str();
         let api = self.claims(namespace);
-        let created = api
-            .create(&PostParams::default(), &claim)
-            .await
-            .map_err(|err| {
-                Error::kube(
-                    format!(
-                        "creating a SandboxClaim of warm pool {} in {namespace}",
-                        options.warm_pool
-                    ),
-                    &err,
-                )
-            })?;
+        let created = self.post_claim(&options).await?;
         let name = created.name_any();
         tracing::debug!(%namespace, claim = %name, pool = %options.warm_pool, "claim created");
         match self
@@ -105,6 +93,30 @@ impl SandboxClient {
                 Err(err)
             }
         }
+    }
+
+    /// Creates the claim [`create_sandbox`](Self::create_sandbox) would, without waiting for it:
+    /// its name (generated unless `options.claim_name` is set). [`get_sandbox`](Self::get_sandbox)
+    /// attaches to it later.
+    pub async fn create_claim(&self, options: CreateOptions) -> Result<String> {
+        Ok(self.post_claim(&options).await?.name_any())
+    }
+
+    async fn post_claim(&self, options: &CreateOptions) -> Result<SandboxClaim> {
+        let claim = build_claim(options, Timestamp::now())?;
+        let namespace = options.namespace.as_str();
+        self.claims(namespace)
+            .create(&PostParams::default(), &claim)
+            .await
+            .map_err(|err| {
+                Error::kube(
+                    format!(
+                        "creating a SandboxClaim of warm pool {} in {namespace}",
+                        options.warm_pool
+                    ),
+                    &err,
+                )
+            })
     }
 
     /// A handle to the existing claim `claim` (the Python SDK's `get_sandbox`): waits up to

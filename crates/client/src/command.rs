@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use crate::error::{Error, Result, one_line};
 use crate::http::{self, About, Call, HttpClient, Route};
 
-/// Code generated from the runtime's `proto/process/v1/process.proto` (client side only).
+/// Code generated from `proto/process/v1/process.proto` (client side only).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod proto {
     tonic::include_proto!("process.v1");
