@@ -57,7 +57,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 .any(|a| a.starts_with("--runtime-class"));
         cluster::up(args.nodes, real_node)?
     };
-    let result = run_bench(profile, &args.bench_args, &root().join("target/bench"));
+    // `exec` measures upstream's Python SDK too: its pinned venv, made before any measurement.
+    let sdk_python = if !help && args.bench_args.first().is_some_and(|s| s == "exec") {
+        Some(crate::sdk::ensure_python()?)
+    } else {
+        None
+    };
+    let result = run_bench(
+        profile,
+        &args.bench_args,
+        &root().join("target/bench"),
+        sdk_python.as_deref(),
+    );
     if outcome == UpOutcome::Started && !args.keep_cluster {
         cluster::down()?;
     }
@@ -89,10 +100,19 @@ pub fn build(profile: &str) -> anyhow::Result<()> {
     ]))
 }
 
-fn run_bench(profile: &str, bench_args: &[String], out_dir: &Path) -> anyhow::Result<()> {
+fn run_bench(
+    profile: &str,
+    bench_args: &[String],
+    out_dir: &Path,
+    sdk_python: Option<&Path>,
+) -> anyhow::Result<()> {
     let dir = profile_dir(profile);
+    let mut bench = Command::new(dir.join(BENCH_PACKAGE));
+    if let Some(python) = sdk_python {
+        bench.env(crate::sdk::PYTHON_ENV, python);
+    }
     run_cmd(
-        Command::new(dir.join(BENCH_PACKAGE))
+        bench
             .current_dir(root())
             .args(bench_args)
             .arg("--controller-build")
@@ -121,7 +141,7 @@ pub fn smoke() -> anyhow::Result<()> {
     ];
     for (scenario, bench_args) in runs {
         let args: Vec<String> = bench_args.iter().map(ToString::to_string).collect();
-        run_bench("dev", &args, &out)?;
+        run_bench("dev", &args, &out, None)?;
         let path = out.join(format!("{scenario}.json"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;

@@ -1,8 +1,10 @@
 //! `exec`: what an agent waits for on the local cluster's real node. A warm pool of gVisor sandboxes
 //! running the runtime image, the router as a host process, then claims one at a time, each on a
-//! full pool: claim created → claim Ready (watched as the SDK does) → the first command's output
-//! back through the router. Then the router's cost per request: the same request, one at a time on
-//! a kept-alive connection, through the router and to the pod directly.
+//! full pool: claim created → claim Ready → the first command's output back through the router,
+//! once per client: our own minimal HTTP (a watch as the SDK does, then `POST /execute`: the
+//! floor), our Rust client (`agent-sandbox-client`) and upstream's Python SDK (`k8s-agent-sandbox`,
+//! pinned, unchanged), in one run on the same pool. Then the router's cost per request: the same
+//! request, one at a time on a kept-alive connection, through the router and to the pod directly.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::context::Bench;
@@ -48,6 +50,33 @@ pub struct Args {
     /// Sequential `GET /` requests on each path for the router's cost per request.
     #[arg(long, default_value_t = 1000)]
     pub requests: usize,
+    /// The clients whose claim → first output is measured, each over `claims` claims.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Client::Raw, Client::Rust, Client::Python])]
+    pub clients: Vec<Client>,
+}
+
+/// Who claims and runs the first command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Client {
+    /// Our own minimal HTTP: a claim watched as upstream's SDK does, then `POST /execute`.
+    Raw,
+    /// `agent-sandbox-client` (a router URL connection): `create_sandbox`, then `run`.
+    Rust,
+    /// Upstream's Python SDK (`$AGENT_SANDBOX_SDK_PYTHON`, which `cargo xtask bench exec` sets):
+    /// `create_sandbox`, then `commands.run`.
+    Python,
+}
+
+impl Client {
+    /// The phase name of its claims.
+    fn phase(self) -> &'static str {
+        match self {
+            Self::Raw => "claim-exec",
+            Self::Rust => "claim-exec-rust-client",
+            Self::Python => "claim-exec-python-sdk",
+        }
+    }
 }
 
 /// Runs `exec` once against `spec`.
@@ -62,10 +91,16 @@ pub async fn run(bench: &Bench, spec: &ControllerSpec, args: &Args) -> anyhow::R
                 "starting the router (cargo xtask bench builds it: AGENT_SANDBOX_ROUTER_BIN)",
             )?;
         let measured = async {
-            let claims = claims_phase(bench, &controller, &namespace, router.addr(), args).await?;
-            let overhead =
-                overhead_phase(bench, &controller, &namespace, router.addr(), args).await?;
-            anyhow::Ok(vec![claims, overhead])
+            let mut phases = Vec::new();
+            for &client in &args.clients {
+                let mut claimer = Claimer::start(bench, client, &namespace, router.addr(), args)?;
+                phases.push(
+                    claims_phase(bench, &controller, &namespace, &mut claimer, client, args)
+                        .await?,
+                );
+            }
+            phases.push(overhead_phase(bench, &controller, &namespace, router.addr(), args).await?);
+            anyhow::Ok(phases)
         }
         .await;
         let stopped = router.stop().await;
@@ -152,13 +187,169 @@ struct ClaimTimes {
     output: Duration,
 }
 
-/// `args.claims` claims one at a time, each on a full pool; the claim and its Sandbox are deleted
-/// (and gone) before the next, so no teardown overlaps a measurement.
+/// A client ready to claim: for the Python SDK, its process (one claim per line on its stdin).
+enum Claimer {
+    Raw(SocketAddr),
+    Rust(agent_sandbox_client::SandboxClient),
+    Python(Box<PythonSdk>),
+}
+
+impl Claimer {
+    fn start(
+        bench: &Bench,
+        client: Client,
+        namespace: &str,
+        router: SocketAddr,
+        args: &Args,
+    ) -> anyhow::Result<Self> {
+        Ok(match client {
+            Client::Raw => Self::Raw(router),
+            Client::Rust => Self::Rust(agent_sandbox_client::SandboxClient::new(
+                bench.client.clone(),
+                agent_sandbox_client::Connection::Router {
+                    url: format!("http://{router}"),
+                },
+            )),
+            Client::Python => Self::Python(Box::new(PythonSdk::start(
+                namespace,
+                router,
+                &args.command,
+            )?)),
+        })
+    }
+
+    /// One claim of the pool and its first command: the claim's and the Sandbox's names, and the
+    /// times from just before the claim was created.
+    async fn claim_once(
+        &mut self,
+        claims: &Api<SandboxClaim>,
+        i: usize,
+        namespace: &str,
+        command: &str,
+    ) -> anyhow::Result<(String, String, ClaimTimes)> {
+        match self {
+            Self::Raw(router) => {
+                let name = format!("exec-{i}");
+                let (sandbox, times) = claim_and_run(claims, &name, namespace, *router, command)
+                    .await
+                    .with_context(|| format!("claim {name}"))?;
+                Ok((name, sandbox, times))
+            }
+            Self::Rust(client) => {
+                let options = agent_sandbox_client::CreateOptions {
+                    namespace: namespace.to_owned(),
+                    claim_name: Some(format!("rust-{i}")),
+                    ready_timeout: STEP_TIMEOUT,
+                    ..agent_sandbox_client::CreateOptions::new(POOL)
+                };
+                let started = Instant::now();
+                let sandbox = client.create_sandbox(options).await?;
+                let ready = started.elapsed();
+                let result = sandbox
+                    .run(command, &agent_sandbox_client::RunOptions::default())
+                    .await?;
+                let output = started.elapsed();
+                ensure!(
+                    result.exit_code == 0 && !result.stdout.is_empty(),
+                    "`{command}` through the Rust client: {result:?}"
+                );
+                Ok((
+                    sandbox.claim_name().to_owned(),
+                    sandbox.name().to_owned(),
+                    ClaimTimes { ready, output },
+                ))
+            }
+            Self::Python(sdk) => sdk.claim_once().await,
+        }
+    }
+}
+
+/// Upstream's Python SDK in a process of its own, claiming once per line it reads (so this side
+/// decides when: after the pool refilled), timing each claim itself.
+struct PythonSdk {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+/// Reads one line per claim; answers with one JSON line of what the SDK saw. The SDK's client is
+/// made once (as an agent would), so its set-up is not in any claim's time.
+const PYTHON_CLAIMER: &str = r#"
+import json, sys, time
+from k8s_agent_sandbox import SandboxClient
+from k8s_agent_sandbox.models import SandboxDirectConnectionConfig
+namespace, pool, router, command = sys.argv[1:5]
+client = SandboxClient(connection_config=SandboxDirectConnectionConfig(api_url=router))
+for _ in sys.stdin:
+    started = time.monotonic()
+    sandbox = client.create_sandbox(pool, namespace=namespace)
+    ready = time.monotonic() - started
+    result = sandbox.commands.run(command)
+    output = time.monotonic() - started
+    print(json.dumps({"claim": sandbox.claim_name, "sandbox": sandbox.sandbox_id, "ready": ready,
+                      "output": output, "exit_code": result.exit_code, "stdout": result.stdout}),
+          flush=True)
+"#;
+
+impl PythonSdk {
+    fn start(namespace: &str, router: SocketAddr, command: &str) -> anyhow::Result<Self> {
+        let python = std::env::var_os("AGENT_SANDBOX_SDK_PYTHON").context(
+            "AGENT_SANDBOX_SDK_PYTHON is not set: run through `cargo xtask bench exec` (it makes the \
+             SDK's venv), or pass --clients raw,rust",
+        )?;
+        let mut child = tokio::process::Command::new(python)
+            .args(["-u", "-c", PYTHON_CLAIMER, namespace, POOL])
+            .arg(format!("http://{router}"))
+            .arg(command)
+            .env("KUBECONFIG", cluster::kubeconfig_path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting upstream's Python SDK")?;
+        let stdin = child.stdin.take().context("the SDK's stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("the SDK's stdout")?).lines();
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    async fn claim_once(&mut self) -> anyhow::Result<(String, String, ClaimTimes)> {
+        self.stdin.write_all(b"claim\n").await?;
+        let line = tokio::time::timeout(STEP_TIMEOUT, self.stdout.next_line())
+            .await
+            .context("the Python SDK did not claim in time")??;
+        let Some(line) = line else {
+            let status = self.child.wait().await?;
+            bail!("the Python SDK exited ({status}); its error is above");
+        };
+        let seen: Value = serde_json::from_str(&line).context("the SDK's answer")?;
+        ensure!(
+            seen["exit_code"] == 0 && seen["stdout"].as_str().is_some_and(|s| !s.is_empty()),
+            "the first command through the Python SDK: {seen}"
+        );
+        let seconds = |key: &str| Duration::from_secs_f64(seen[key].as_f64().unwrap_or_default());
+        Ok((
+            seen["claim"].as_str().unwrap_or_default().to_owned(),
+            seen["sandbox"].as_str().unwrap_or_default().to_owned(),
+            ClaimTimes {
+                ready: seconds("ready"),
+                output: seconds("output"),
+            },
+        ))
+    }
+}
+
+/// `args.claims` claims one at a time by `claimer`, each on a full pool; the claim and its Sandbox
+/// are deleted (and gone) before the next, so no teardown overlaps a measurement.
 async fn claims_phase(
     bench: &Bench,
     controller: &crate::controller::RunningController,
     namespace: &str,
-    router: SocketAddr,
+    claimer: &mut Claimer,
+    client: Client,
     args: &Args,
 ) -> anyhow::Result<Phase> {
     let claims = Api::<SandboxClaim>::namespaced(bench.client.clone(), namespace);
@@ -168,10 +359,9 @@ async fn claims_phase(
     let mut times = Vec::with_capacity(args.claims);
     for i in 0..args.claims {
         wait_pool_full(bench, namespace, args.pool).await?;
-        let name = format!("exec-{i}");
-        let (sandbox, t) = claim_and_run(&claims, &name, namespace, router, &args.command)
-            .await
-            .with_context(|| format!("claim {name}"))?;
+        let (name, sandbox, t) = claimer
+            .claim_once(&claims, i, namespace, &args.command)
+            .await?;
         times.push(t);
         claims
             .delete(&name, &DeleteParams::background())
@@ -193,7 +383,7 @@ async fn claims_phase(
             &bench.client,
             controller,
             Observed {
-                name: "claim-exec",
+                name: client.phase(),
                 objects: times.len(),
                 latencies: &output,
                 first: started,
